@@ -1,0 +1,115 @@
+//! `webhook-receiver`: the recording endpoint as a standalone process, for the
+//! demo, benchmarks, and users checking what a config sends.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use webhook_receiver::{LogFormat, Receiver, ReceiverOptions, Script};
+
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Port on 127.0.0.1; 0 lets the OS choose (see --port-file).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Write the bound port here once listening, so scripts can use --port 0.
+    #[arg(long, value_name = "PATH")]
+    port_file: Option<PathBuf>,
+    /// Per-request output on stdout; `none` for benchmarks.
+    #[arg(long, value_enum, default_value_t = Log::Pretty)]
+    log: Log,
+    /// JSON script of scripted replies (rules and default).
+    #[arg(long, value_name = "FILE.json")]
+    script: Option<PathBuf>,
+    /// Standard Webhooks signing secret to verify requests with.
+    #[arg(long)]
+    secret: Option<String>,
+    /// Answer 401 to requests whose signature does not verify.
+    #[arg(long, requires = "secret")]
+    reject_invalid_signatures: bool,
+    /// Keep nothing in memory (pair with --log none for long benchmarks).
+    #[arg(long)]
+    no_record: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Log {
+    Jsonl,
+    Pretty,
+    None,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("webhook-receiver: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let script = match &cli.script {
+        Some(path) => read_script(path)?,
+        None => Script::default(),
+    };
+    let receiver = Receiver::start(ReceiverOptions {
+        script,
+        record: !cli.no_record,
+        signing_secret: cli.secret,
+        reject_invalid_signatures: cli.reject_invalid_signatures,
+        port: cli.port,
+        log: match cli.log {
+            Log::Jsonl => Some(LogFormat::Jsonl),
+            Log::Pretty => Some(LogFormat::Pretty),
+            Log::None => None,
+        },
+    })
+    .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", cli.port))?;
+    eprintln!("webhook-receiver listening on http://{}", receiver.addr());
+    if let Some(path) = &cli.port_file {
+        write_port_file(path, receiver.addr().port())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    wait_for_termination().map_err(|e| format!("cannot wait for signals: {e}"))?;
+    let count = receiver.request_count();
+    receiver.stop();
+    eprintln!("webhook-receiver: {count} requests received");
+    Ok(())
+}
+
+fn read_script(path: &Path) -> Result<Script, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("bad script {}: {e}", path.display()))
+}
+
+/// Written under a temporary name and renamed, so a script polling for the
+/// file never reads it half-written.
+fn write_port_file(path: &Path, port: u16) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, format!("{port}\n"))?;
+    std::fs::rename(&tmp, path)
+}
+
+fn wait_for_termination() -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut terminate = signal(SignalKind::terminate())?;
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => result,
+                _ = terminate.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await
+    })
+}
