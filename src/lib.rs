@@ -1,14 +1,36 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! destination-webhook: delivers the records of a sync (Valmi or Airbyte protocol on stdin) to
+//! an HTTP endpoint, and reports on stdout what was acknowledged.
+//!
+//! Data flows one way: [`reader`] (stdin lines → [`protocol`] → [`dialect`]) → [`sink`] (the
+//! [`ack`] window and [`ordering`] scheduler) → [`delivery`] (HTTP, [`policy`]) → [`checkpoint`]
+//! → [`output`].
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod ack;
+pub mod catalog;
+pub mod check;
+pub mod checkpoint;
+pub mod cli;
+pub mod config;
+pub mod delivery;
+pub mod dialect;
+pub mod discover;
+pub mod envelope;
+pub mod files;
+pub mod flatten;
+pub mod headers;
+pub mod idempotency;
+pub mod metrics;
+pub mod ordering;
+pub mod output;
+pub mod policy;
+pub mod progress;
+pub mod protocol;
+pub mod reader;
+pub mod redact;
+pub mod resume;
+pub mod signing;
+pub mod sink;
+pub mod spec;
+pub mod tls;
+pub mod validate;
+pub mod write;

@@ -1,0 +1,61 @@
+//! What the settled prefix turns into on stdout: STATE checkpoints and reports of rejected
+//! records, per dialect. Pure: entries in, messages out, so the cadence is tested without I/O.
+
+pub mod airbyte;
+pub mod valmi;
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::ack::Ack;
+use crate::dialect::{RecordMeta, Scope};
+
+/// An entry of the acknowledgement window.
+pub enum Entry {
+    Record(RecordMeta),
+    State(Box<RawValue>, Scope),
+}
+
+pub enum Checkpointer {
+    Valmi(valmi::ValmiCheckpoints),
+    Airbyte(airbyte::AirbyteCheckpoints),
+}
+
+impl Checkpointer {
+    /// One entry left the window (in input order).
+    pub fn settled(&mut self, entry: Entry, ack: Ack, out: &mut Vec<Value>) {
+        match self {
+            Checkpointer::Valmi(c) => c.settled(entry, ack, out),
+            Checkpointer::Airbyte(c) => c.settled(entry, ack, out),
+        }
+    }
+
+    /// Input ended and every record is settled.
+    pub fn finish(&mut self, out: &mut Vec<Value>) {
+        match self {
+            Checkpointer::Valmi(c) => out.push(c.state(true, true)),
+            Checkpointer::Airbyte(c) => c.finish(out),
+        }
+    }
+
+    /// The run stops early (fatal error, signal): report the prefix without committing a
+    /// partial chunk.
+    pub fn interrupted(&mut self, out: &mut Vec<Value>) {
+        match self {
+            Checkpointer::Valmi(c) if c.has_progress() => out.push(c.state(false, false)),
+            Checkpointer::Valmi(_) => {}
+            Checkpointer::Airbyte(c) => c.finish(out),
+        }
+    }
+}
+
+/// The echo of a rejected record, shared by both dialects' reports.
+pub fn rejection_text(meta: &RecordMeta, ack: &Ack) -> Option<(String, String)> {
+    match ack {
+        Ack::Delivered => None,
+        Ack::Rejected { code, message } => Some((
+            code.clone(),
+            format!("{} (stream {}): {message}", meta.label, meta.stream),
+        )),
+    }
+}

@@ -1,0 +1,147 @@
+//! The command line: `spec`, `check`, `discover`, `write`. stdout only ever carries protocol
+//! messages, so usage errors become a TRACE ERROR there, and help goes to stderr.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::Output;
+use crate::protocol::{connection_status, FailureType, Fatal};
+use crate::sink::Ending;
+use crate::write::WriteArgs;
+use crate::{check, discover, files, spec, validate};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "destination-webhook",
+    version,
+    about = "Delivers sync records to an HTTP endpoint (Valmi and Airbyte protocol)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the connector specification
+    Spec,
+    /// Check that the endpoint is reachable (nothing is sent)
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the Valmi sink catalog
+    Discover {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Deliver the records read from stdin
+    Write(WriteArgs),
+}
+
+pub fn main() -> ExitCode {
+    let mut out = Output::stdout();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            eprint!("{e}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ")
+                .to_string();
+            let fatal = Fatal::new(FailureType::ConfigError, format!("usage: {first}"), text);
+            return finish(&mut out, Some(fatal), 2);
+        }
+    };
+    match cli.command {
+        Command::Spec => answer(
+            &mut out,
+            &serde_json::json!({"type": "SPEC", "spec": spec::spec()}),
+        ),
+        Command::Discover { config } => match files::read_json(&config, "config") {
+            Ok(_) => answer(&mut out, &discover::catalog()),
+            Err(message) => finish(
+                &mut out,
+                Some(Fatal::new(FailureType::ConfigError, message, String::new())),
+                1,
+            ),
+        },
+        Command::Check { config } => {
+            let raw = match files::read_json(&config, "config") {
+                Ok(raw) => raw,
+                Err(message) => {
+                    return finish(
+                        &mut out,
+                        Some(Fatal::new(FailureType::ConfigError, message, String::new())),
+                        1,
+                    )
+                }
+            };
+            let status = match validate::load_config(&raw) {
+                Err(e) => connection_status(false, &e.to_string()),
+                Ok(config) => {
+                    out.set_scrubber(crate::redact::Scrubber::new(config.secrets()));
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("start the runtime");
+                    match runtime.block_on(check::check(&config)) {
+                        Ok(message) => connection_status(true, &message),
+                        Err(message) => connection_status(false, &message),
+                    }
+                }
+            };
+            answer(&mut out, &status)
+        }
+        Command::Write(args) => match crate::write::run(&args, &mut out) {
+            Err(_closed) => stdout_closed(),
+            Ok(Ending::Completed) => ExitCode::SUCCESS,
+            Ok(Ending::Failed(fatal)) => finish(&mut out, Some(fatal), 1),
+            Ok(Ending::Interrupted("SIGINT")) => exit_now(130),
+            Ok(Ending::Interrupted(_)) => exit_now(143),
+        },
+    }
+}
+
+/// Prints the one answer of `spec`, `check` or `discover`; exit 0 once it is out.
+fn answer(out: &mut Output, message: &serde_json::Value) -> ExitCode {
+    match out.emit(message).and_then(|_| out.flush()) {
+        Ok(()) => exit_now(0),
+        Err(_) => stdout_closed(),
+    }
+}
+
+fn finish(out: &mut Output, fatal: Option<Fatal>, code: u8) -> ExitCode {
+    if let Some(fatal) = fatal {
+        if out.emit(&fatal.trace()).and_then(|_| out.flush()).is_err() {
+            return stdout_closed();
+        }
+    }
+    exit_now(code)
+}
+
+fn stdout_closed() -> ExitCode {
+    eprintln!(
+        "destination-webhook: stdout was closed by the reader (the orchestrator stopped); exiting"
+    );
+    exit_now(1)
+}
+
+/// Exits without waiting for the stdin reader thread, which may be blocked on a read that
+/// never returns.
+fn exit_now(code: u8) -> ExitCode {
+    std::process::exit(i32::from(code))
+}

@@ -1,0 +1,426 @@
+//! The connector's configuration: one Rust type that is both what `spec` publishes (through
+//! schemars) and what `check`/`write` read (through serde), so the two can never disagree.
+//!
+//! Old Valmi configs (`{"url","method"}`, a `headers` list, an injected `run_time_args`) are valid
+//! as they are; every newer field has a default.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::redact::Redacted;
+
+/// Destination Webhook
+///
+/// Delivers every record of a sync to an HTTP endpoint: POST/PUT/PATCH with a JSON envelope,
+/// or GET with the envelope flattened into query parameters.
+#[derive(Clone, Deserialize, Serialize, JsonSchema)]
+#[schemars(title = "Destination Webhook")]
+pub struct Config {
+    /// URL
+    ///
+    /// The endpoint (http:// or https://). Its own query string is kept; GET parameters are
+    /// appended to it.
+    #[schemars(regex(pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s]+$"), extend("order" = 0))]
+    pub url: String,
+
+    /// HTTP method
+    ///
+    /// POST, PUT and PATCH send the JSON envelope as the body; GET flattens it into query
+    /// parameters.
+    #[serde(default)]
+    #[schemars(extend("order" = 1))]
+    pub method: Method,
+
+    /// Extra headers
+    ///
+    /// Each entry is "Name: Value"; split on the first colon, both sides trimmed.
+    #[serde(default)]
+    #[schemars(extend("order" = 2))]
+    pub headers: Vec<String>,
+
+    /// Authentication
+    #[serde(default)]
+    #[schemars(extend("order" = 3))]
+    pub auth: Auth,
+
+    /// Signing secret
+    ///
+    /// When set, every request is signed per the Standard Webhooks specification
+    /// (webhook-id, webhook-timestamp, webhook-signature). "whsec_" + base64, or raw text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("airbyte_secret" = true, "order" = 4))]
+    pub signing_secret: Option<String>,
+
+    /// Timeout (seconds)
+    ///
+    /// Whole-request timeout per attempt. Default 30 (or run_time_args.http_timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.001, max = 3600.0), extend("default" = 30, "order" = 5))]
+    pub timeout_seconds: Option<f64>,
+
+    /// Maximum retries
+    ///
+    /// Retries after the first attempt, per request. Default 5 (or run_time_args.max_retries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100), extend("default" = 5, "order" = 6))]
+    pub max_retries: Option<u32>,
+
+    /// Concurrency
+    ///
+    /// Requests in flight at most. Records sharing a key are still delivered one after another,
+    /// in input order.
+    #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1, max = 1024), extend("order" = 7))]
+    pub concurrency: u32,
+
+    /// Rate limit (requests per second)
+    ///
+    /// Upper bound on requests started per second. Unset = no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.001), extend("order" = 8))]
+    pub rate_limit_per_second: Option<f64>,
+
+    /// Batch size
+    ///
+    /// POST/PUT/PATCH only: records per request, sent as a JSON array of envelopes.
+    /// 1 sends one envelope object per request (the Valmi format).
+    #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1, max = 10000), extend("order" = 9))]
+    pub batch_size: u32,
+
+    /// On client error
+    ///
+    /// What a non-retryable 4xx answer does: "reject" reports the record and goes on, "fail"
+    /// stops the sync.
+    #[serde(default)]
+    #[schemars(extend("order" = 10))]
+    pub on_client_error: OnClientError,
+
+    /// Compression
+    ///
+    /// Request body compression (sent with Content-Encoding).
+    #[serde(default)]
+    #[schemars(extend("order" = 11))]
+    pub compression: Compression,
+
+    /// TLS
+    ///
+    /// A custom trust root and a client certificate for mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("order" = 12))]
+    pub tls: Option<TlsConfig>,
+
+    /// Run-time arguments
+    ///
+    /// Injected by Valmi's engine; not set by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("order" = 13))]
+    pub run_time_args: Option<RunTimeArgs>,
+}
+
+fn default_concurrency() -> u32 {
+    16
+}
+
+fn default_batch_size() -> u32 {
+    1
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum Method {
+    #[default]
+    #[serde(rename = "POST")]
+    Post,
+    #[serde(rename = "GET")]
+    Get,
+    #[serde(rename = "PUT")]
+    Put,
+    #[serde(rename = "PATCH")]
+    Patch,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Post => "POST",
+            Method::Get => "GET",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+        }
+    }
+}
+
+/// How the connector proves who it is to the endpoint.
+#[derive(Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Auth {
+    /// No authentication
+    #[default]
+    None,
+    /// Bearer token
+    Bearer {
+        /// Token
+        #[schemars(extend("airbyte_secret" = true))]
+        token: String,
+    },
+    /// HTTP Basic
+    Basic {
+        /// Username
+        username: String,
+        /// Password
+        #[schemars(extend("airbyte_secret" = true))]
+        password: String,
+    },
+    /// API key in a header
+    ApiKey {
+        /// Header name
+        header_name: String,
+        /// API key
+        #[schemars(extend("airbyte_secret" = true))]
+        api_key: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnClientError {
+    #[default]
+    Reject,
+    Fail,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+}
+
+/// PEM material for custom trust and mutual TLS. Certificates are not secret, but Airbyte's
+/// acceptance rules mark every certificate-like field as a secret, and hiding them costs nothing.
+#[derive(Clone, Default, Deserialize, Serialize, JsonSchema)]
+pub struct TlsConfig {
+    /// CA certificate (PEM)
+    ///
+    /// Added to the system trust roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("airbyte_secret" = true, "multiline" = true))]
+    pub ca_certificate: Option<String>,
+    /// Client certificate (PEM)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("airbyte_secret" = true, "multiline" = true))]
+    pub client_certificate: Option<String>,
+    /// Client key (PEM)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("airbyte_secret" = true, "multiline" = true))]
+    pub client_key: Option<String>,
+}
+
+/// What Valmi's wrapper injects; unknown keys are kept so nothing the engine adds is lost.
+#[derive(Clone, Default, Deserialize, Serialize, JsonSchema)]
+pub struct RunTimeArgs {
+    /// HTTP timeout (seconds), used when timeout_seconds is absent
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_timeout: Option<f64>,
+    /// Retries, used when max_retries is absent
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// Records per committed chunk
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub chunk_size: Option<u64>,
+    /// Records between metric checkpoints
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub records_per_metric: Option<u64>,
+    /// Run id (makes idempotency keys stable across a re-run)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<Value>,
+    /// Sync id
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_id: Option<Value>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+const DEFAULT_TIMEOUT_SECONDS: f64 = 30.0;
+const DEFAULT_MAX_RETRIES: u32 = 5;
+const DEFAULT_CHUNK_SIZE: u64 = 300;
+const DEFAULT_RECORDS_PER_METRIC: u64 = 10;
+
+impl Config {
+    fn run_time_args(&self) -> Option<&RunTimeArgs> {
+        self.run_time_args.as_ref()
+    }
+
+    pub fn timeout(&self) -> std::time::Duration {
+        let secs = self
+            .timeout_seconds
+            .or_else(|| self.run_time_args().and_then(|a| a.http_timeout))
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .unwrap_or(DEFAULT_TIMEOUT_SECONDS);
+        std::time::Duration::from_secs_f64(secs)
+    }
+
+    pub fn max_retries(&self) -> u32 {
+        self.max_retries
+            .or_else(|| self.run_time_args().and_then(|a| a.max_retries))
+            .unwrap_or(DEFAULT_MAX_RETRIES)
+    }
+
+    pub fn chunk_size(&self) -> u64 {
+        self.run_time_args()
+            .and_then(|a| a.chunk_size)
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_CHUNK_SIZE)
+    }
+
+    pub fn records_per_metric(&self) -> u64 {
+        self.run_time_args()
+            .and_then(|a| a.records_per_metric)
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_RECORDS_PER_METRIC)
+    }
+
+    /// The run identity that makes Valmi idempotency keys repeat on a re-run of the same run.
+    pub fn run_scope(&self) -> Option<String> {
+        let args = self.run_time_args()?;
+        args.run_id
+            .as_ref()
+            .or(args.sync_id.as_ref())
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+    }
+
+    /// Every secret value in this config, so output can be scrubbed of them.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match &self.auth {
+            Auth::None => {}
+            Auth::Bearer { token } => out.push(token.clone()),
+            Auth::Basic { password, .. } => out.push(password.clone()),
+            Auth::ApiKey { api_key, .. } => out.push(api_key.clone()),
+        }
+        out.extend(self.signing_secret.clone());
+        out.extend(
+            self.headers
+                .iter()
+                .filter_map(|h| h.split_once(':'))
+                .filter(|(name, _)| crate::redact::is_sensitive_header(name))
+                .map(|(_, value)| value.trim().to_string()),
+        );
+        if let Some(key) = self.tls.as_ref().and_then(|t| t.client_key.clone()) {
+            out.push(key);
+        }
+        if let Ok(url) = url::Url::parse(&self.url) {
+            if let Some(p) = url.password() {
+                out.push(p.to_string());
+            }
+        }
+        out.retain(|s| s.len() >= 3);
+        out
+    }
+
+    /// The endpoint as it may be printed: userinfo removed.
+    pub fn display_url(&self) -> String {
+        crate::redact::url_without_credentials(&self.url)
+    }
+}
+
+/// Redacts every secret so a config can be logged or put in a panic message safely.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("url", &self.display_url())
+            .field("method", &self.method)
+            .field("headers", &Redacted(self.headers.len()))
+            .field("auth", &self.auth)
+            .field(
+                "signing_secret",
+                &self.signing_secret.as_ref().map(|_| Redacted(())),
+            )
+            .field("timeout_seconds", &self.timeout_seconds)
+            .field("max_retries", &self.max_retries)
+            .field("concurrency", &self.concurrency)
+            .field("rate_limit_per_second", &self.rate_limit_per_second)
+            .field("batch_size", &self.batch_size)
+            .field("on_client_error", &self.on_client_error)
+            .field("compression", &self.compression)
+            .field("tls", &self.tls.as_ref().map(|_| Redacted(())))
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::Bearer { .. } => f.write_str("Bearer { token: <redacted> }"),
+            Auth::Basic { username, .. } => {
+                write!(
+                    f,
+                    "Basic {{ username: {username:?}, password: <redacted> }}"
+                )
+            }
+            Auth::ApiKey { header_name, .. } => {
+                write!(
+                    f,
+                    "ApiKey {{ header_name: {header_name:?}, api_key: <redacted> }}"
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: Value) -> Config {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn old_valmi_config_takes_defaults() {
+        let c = parse(serde_json::json!({"url": "http://localhost:9090", "method": "POST"}));
+        assert_eq!(c.method, Method::Post);
+        assert_eq!(c.concurrency, 16);
+        assert_eq!(c.batch_size, 1);
+        assert_eq!(c.max_retries(), 5);
+        assert_eq!(c.timeout(), std::time::Duration::from_secs(30));
+        assert_eq!(c.chunk_size(), 300);
+        assert_eq!(c.records_per_metric(), 10);
+    }
+
+    #[test]
+    fn run_time_args_fill_absent_fields_only() {
+        let c = parse(serde_json::json!({"url": "http://h", "run_time_args":
+            {"http_timeout": 7, "max_retries": 2, "chunk_size": 4, "records_per_metric": 2, "run_id": "r1", "extra": 1}}));
+        assert_eq!(c.timeout(), std::time::Duration::from_secs(7));
+        assert_eq!(c.max_retries(), 2);
+        assert_eq!(c.run_scope().as_deref(), Some("r1"));
+        let c = parse(
+            serde_json::json!({"url": "http://h", "timeout_seconds": 3, "max_retries": 0,
+            "run_time_args": {"http_timeout": 7, "max_retries": 2, "sync_id": 42}}),
+        );
+        assert_eq!(c.timeout(), std::time::Duration::from_secs(3));
+        assert_eq!(c.max_retries(), 0);
+        assert_eq!(c.run_scope().as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let c = parse(serde_json::json!({"url": "https://user:pw-s3cr3t@h/x",
+            "auth": {"type": "bearer", "token": "tok-s3cr3t"}, "signing_secret": "whsec_s3cr3t",
+            "headers": ["X-Api: hdr-s3cr3t"], "tls": {"client_key": "key-s3cr3t"}}));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(c.secrets().iter().any(|s| s == "pw-s3cr3t"));
+    }
+}

@@ -1,0 +1,397 @@
+//! Sending requests: one attempt after another until the endpoint gives an answer the policy
+//! settles on, with backoff, `Retry-After`, an endpoint-wide pause on 429/503, an optional rate
+//! limit, and batch splitting to isolate the records an endpoint refuses.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::{HeaderValue, CONTENT_ENCODING, LOCATION, RETRY_AFTER};
+use serde_json::Value;
+
+use crate::ack::Ack;
+use crate::config::{Compression, Config, Method, OnClientError};
+use crate::dialect::Job;
+use crate::headers::{IDEMPOTENCY_KEY, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
+use crate::metrics::Metrics;
+use crate::policy::{self, Class};
+use crate::protocol::{log, FailureType, Fatal, Level};
+use crate::redact::Scrubber;
+use crate::signing::Signer;
+
+/// Bytes of a response body kept for messages; the rest is read and dropped so the connection
+/// can be reused without a hostile endpoint filling memory.
+pub const RESPONSE_KEEP: usize = 64 * 1024;
+/// Bytes of a response body quoted in a message.
+const EXCERPT: usize = 200;
+
+pub struct Deliverer {
+    client: reqwest::Client,
+    method: reqwest::Method,
+    get: bool,
+    url: reqwest::Url,
+    /// The endpoint as messages show it: no credentials.
+    endpoint: String,
+    signer: Option<Signer>,
+    gzip: bool,
+    max_retries: u32,
+    timeout: Duration,
+    on_client_error: OnClientError,
+    scrubber: Scrubber,
+    limiter: Option<DefaultDirectRateLimiter>,
+    paused_until: Cell<Option<Instant>>,
+    dry_run: bool,
+    /// Messages produced while delivering (retries, dry-run requests), drained by the write loop.
+    logs: RefCell<Vec<Value>>,
+    pub metrics: Metrics,
+}
+
+/// A group of records and what became of them: one [`Ack`] per record, or a reason to stop.
+pub struct Settled {
+    pub jobs: Vec<Job>,
+    pub result: Result<Vec<Ack>, Fatal>,
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Answered {
+        status: u16,
+        retry_after: Option<Duration>,
+        location: Option<String>,
+        excerpt: String,
+    },
+    Failed(String),
+}
+
+/// What a whole request (all its attempts) came to, short of a fatal stop.
+enum Answer {
+    Delivered,
+    Refused { status: u16, excerpt: String },
+}
+
+impl Deliverer {
+    pub fn new(config: &Config, dry_run: bool) -> Result<Self, String> {
+        let tls = crate::tls::client_config(config.tls.as_ref()).map_err(|e| e.to_string())?;
+        let headers = crate::headers::static_headers(config).map_err(|e| e.to_string())?;
+        let concurrency = config.concurrency as usize;
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls((*tls).clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .pool_max_idle_per_host(concurrency.max(1))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .http1_only()
+            .build()
+            .map_err(|e| format!("could not build the HTTP client: {}", e.without_url()))?;
+        let url = reqwest::Url::parse(&config.url).map_err(|e| format!("url: {e}"))?;
+        let limiter = config
+            .rate_limit_per_second
+            .filter(|r| *r > 0.0)
+            .and_then(|r| Quota::with_period(Duration::from_secs_f64(1.0 / r)))
+            .map(RateLimiter::direct);
+        Ok(Deliverer {
+            client,
+            method: reqwest::Method::from_bytes(config.method.as_str().as_bytes())
+                .expect("known method"),
+            get: config.method == Method::Get,
+            url,
+            endpoint: config.display_url(),
+            signer: config.signing_secret.as_deref().map(Signer::new),
+            gzip: config.compression == Compression::Gzip && config.method != Method::Get,
+            max_retries: config.max_retries(),
+            timeout: config.timeout(),
+            on_client_error: config.on_client_error,
+            scrubber: Scrubber::new(config.secrets()),
+            limiter,
+            paused_until: Cell::new(None),
+            dry_run,
+            logs: RefCell::new(Vec::new()),
+            metrics: Metrics::default(),
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn take_logs(&self) -> Vec<Value> {
+        std::mem::take(&mut self.logs.borrow_mut())
+    }
+
+    /// When the endpoint asked everyone to wait (429/503), until when.
+    pub fn paused_until(&self) -> Option<Instant> {
+        self.paused_until.get().filter(|t| *t > Instant::now())
+    }
+
+    pub async fn deliver(&self, jobs: Vec<Job>) -> Settled {
+        let result = self.deliver_group(&jobs).await;
+        Settled { jobs, result }
+    }
+
+    fn deliver_group<'a>(
+        &'a self,
+        jobs: &'a [Job],
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Ack>, Fatal>> + 'a>> {
+        Box::pin(async move {
+            match self.send(jobs).await? {
+                Answer::Delivered => Ok(vec![Ack::Delivered; jobs.len()]),
+                Answer::Refused { status, .. } if jobs.len() > 1 && policy::splits_batch(status) => {
+                    let (left, right) = jobs.split_at(jobs.len() / 2);
+                    let mut acks = self.deliver_group(left).await?;
+                    acks.extend(self.deliver_group(right).await?);
+                    Ok(acks)
+                }
+                Answer::Refused { status, excerpt } => match self.on_client_error {
+                    OnClientError::Reject => {
+                        let message = format!("the endpoint answered HTTP {status}: {excerpt}");
+                        Ok(vec![Ack::Rejected { code: status.to_string(), message }; jobs.len()])
+                    }
+                    OnClientError::Fail => Err(Fatal::new(
+                        FailureType::ConfigError,
+                        format!("{} was refused by {} with HTTP {status} (on_client_error is \"fail\"): {excerpt}", jobs[0].label, self.endpoint),
+                        format!("status={status} records={}", jobs.len()),
+                    )),
+                },
+            }
+        })
+    }
+
+    /// The request for a group: one envelope, or an array of them; GET carries its query.
+    fn request_parts(&self, jobs: &[Job]) -> (Bytes, String) {
+        if let [job] = jobs {
+            return (
+                Bytes::copy_from_slice(&job.body),
+                job.idempotency_key.clone(),
+            );
+        }
+        let body = crate::envelope::batch_body(jobs.iter().map(|j| j.body.as_slice()));
+        (
+            Bytes::from(body),
+            crate::idempotency::batch(jobs.iter().map(|j| j.idempotency_key.as_str())),
+        )
+    }
+
+    async fn send(&self, jobs: &[Job]) -> Result<Answer, Fatal> {
+        let (payload, key) = self.request_parts(jobs);
+        let (url, body) = if self.get {
+            let query = String::from_utf8_lossy(&payload);
+            let full = crate::flatten::append_query(self.url.as_str(), &query);
+            let url = reqwest::Url::parse(&full).map_err(|e| {
+                Fatal::new(
+                    FailureType::SystemError,
+                    format!("{}: could not build the GET URL", jobs[0].label),
+                    e.to_string(),
+                )
+            })?;
+            (url, Bytes::new())
+        } else if self.gzip {
+            (self.url.clone(), gzip(&payload))
+        } else {
+            (self.url.clone(), payload)
+        };
+        if self.dry_run {
+            self.log_dry_run(&url, &key, &body);
+            return Ok(Answer::Delivered);
+        }
+        let label = jobs[0].label;
+        let mut attempt = 0u32;
+        loop {
+            self.wait_turn().await;
+            let started = Instant::now();
+            let outcome = self.attempt(url.clone(), &key, &body).await;
+            self.metrics.record_request(started.elapsed());
+            let (reason, retry_after, pause) = match outcome {
+                Attempt::Answered { status, retry_after, location, excerpt } => match policy::classify(status) {
+                    Class::Delivered => return Ok(Answer::Delivered),
+                    Class::ClientError => return Ok(Answer::Refused { status, excerpt }),
+                    Class::Redirect => {
+                        let to = location.map(|l| crate::redact::url_without_credentials(&l)).unwrap_or_else(|| "nowhere (no Location header)".into());
+                        return Err(Fatal::new(
+                            FailureType::ConfigError,
+                            format!("{} answered HTTP {status} redirecting to {to}; redirects are not followed (a POST would turn into a GET, credentials would travel): set url to the final address", self.endpoint),
+                            format!("{label} status={status}"),
+                        ));
+                    }
+                    Class::Unauthorized => {
+                        return Err(Fatal::new(
+                            FailureType::ConfigError,
+                            format!("{} refused the credentials with HTTP {status} for {label}: check auth and headers. Response: {excerpt}", self.endpoint),
+                            format!("status={status}"),
+                        ))
+                    }
+                    Class::Retry { pause_endpoint } => (format!("HTTP {status} {excerpt}"), retry_after, pause_endpoint),
+                },
+                Attempt::Failed(reason) => (reason, None, false),
+            };
+            if attempt >= self.max_retries {
+                return Err(Fatal::new(
+                    FailureType::TransientError,
+                    format!(
+                        "gave up on {label} after {} attempts to {}: {}",
+                        attempt + 1,
+                        self.endpoint,
+                        reason.trim()
+                    ),
+                    format!("max_retries={}", self.max_retries),
+                ));
+            }
+            let delay =
+                retry_after.unwrap_or_else(|| policy::backoff(attempt, rand::random::<f64>()));
+            if pause {
+                let until = Instant::now() + delay;
+                if self.paused_until.get().is_none_or(|t| t < until) {
+                    self.paused_until.set(Some(until));
+                }
+            }
+            self.metrics.record_retry();
+            self.logs.borrow_mut().push(log(
+                Level::Info,
+                &format!(
+                    "retrying {label} in {:.1}s (attempt {} of {}): {}",
+                    delay.as_secs_f64(),
+                    attempt + 2,
+                    self.max_retries + 1,
+                    reason.trim()
+                ),
+            ));
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// Waits out an endpoint-wide pause and the rate limit before an attempt starts.
+    async fn wait_turn(&self) {
+        while let Some(until) = self.paused_until() {
+            tokio::time::sleep_until(until.into()).await;
+        }
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
+    }
+
+    async fn attempt(&self, url: reqwest::Url, key: &str, body: &Bytes) -> Attempt {
+        let mut request = self.client.request(self.method.clone(), url);
+        let key_value = HeaderValue::from_str(key).expect("idempotency keys are URL-safe base64");
+        request = request
+            .header(IDEMPOTENCY_KEY, key_value.clone())
+            .header(WEBHOOK_ID, key_value);
+        if let Some(signer) = &self.signer {
+            let timestamp = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            request = request
+                .header(WEBHOOK_TIMESTAMP, timestamp)
+                .header(WEBHOOK_SIGNATURE, signer.sign(key, timestamp, body));
+        }
+        if self.gzip {
+            request = request.header(CONTENT_ENCODING, "gzip");
+        }
+        if !self.get {
+            request = request.body(body.clone());
+        }
+        let exchange = async {
+            let mut response = request.send().await?;
+            let status = response.status().as_u16();
+            let header = |name| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v: &HeaderValue| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let retry_after =
+                header(RETRY_AFTER).and_then(|v| policy::retry_after(&v, SystemTime::now()));
+            let location = header(LOCATION);
+            let mut kept = Vec::new();
+            while let Some(chunk) = response.chunk().await? {
+                let room = RESPONSE_KEEP.saturating_sub(kept.len());
+                kept.extend_from_slice(&chunk[..room.min(chunk.len())]);
+            }
+            Ok::<_, reqwest::Error>((status, retry_after, location, kept))
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => Attempt::Failed(format!(
+                "no complete answer within {}s",
+                self.timeout.as_secs_f64()
+            )),
+            Ok(Err(e)) => Attempt::Failed(self.scrubber.scrub(&describe_error(&e))),
+            Ok(Ok((status, retry_after, location, kept))) => {
+                let excerpt = self.scrubber.scrub(&excerpt(&kept));
+                Attempt::Answered {
+                    status,
+                    retry_after,
+                    location,
+                    excerpt,
+                }
+            }
+        }
+    }
+
+    fn log_dry_run(&self, url: &reqwest::Url, key: &str, body: &Bytes) {
+        let shown_url = crate::redact::url_without_credentials(url.as_str());
+        let message = format!(
+            "dry run: {} {shown_url} idempotency-key={key}{} body={}",
+            self.method,
+            if self.signer.is_some() {
+                " (signed)"
+            } else {
+                ""
+            },
+            if self.gzip {
+                "<gzip>".into()
+            } else {
+                String::from_utf8_lossy(body).into_owned()
+            },
+        );
+        self.logs
+            .borrow_mut()
+            .push(log(Level::Info, &self.scrubber.scrub(&message)));
+    }
+}
+
+fn gzip(body: &[u8]) -> Bytes {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 2),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(body).expect("writing to memory");
+    Bytes::from(encoder.finish().expect("writing to memory"))
+}
+
+fn excerpt(body: &[u8]) -> String {
+    let cut = &body[..body.len().min(EXCERPT)];
+    let text = String::from_utf8_lossy(cut).replace(['\n', '\r'], " ");
+    if text.trim().is_empty() {
+        "(empty body)".into()
+    } else if body.len() > EXCERPT {
+        format!("{text}…")
+    } else {
+        text
+    }
+}
+
+/// A network failure in words, without the URL (it may carry credentials).
+fn describe_error(e: &reqwest::Error) -> String {
+    let mut text = if e.is_connect() {
+        "could not connect".to_string()
+    } else if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_body() || e.is_decode() {
+        "the connection broke while reading the answer".to_string()
+    } else {
+        "the request failed".to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}

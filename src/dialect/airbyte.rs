@@ -1,0 +1,230 @@
+//! The Airbyte dialect: the record's data is the payload, unchanged; the envelope names the
+//! stream; the stream's primary key orders and identifies records.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::{hash_key, Job, Prepared, RecordLabel, RecordMeta, Scope, Wire};
+use crate::catalog::{mode_needs_order, AirbyteStream};
+use crate::envelope::Envelope;
+use crate::idempotency;
+use crate::protocol::{InputRecord, RawObject};
+
+struct Stream {
+    label: Arc<str>,
+    sync_mode: String,
+    primary_key: Vec<Vec<String>>,
+    serialize_all: bool,
+}
+
+pub struct Airbyte {
+    wire: Wire,
+    streams: Vec<Stream>,
+    /// (namespace, name) → stream id; ids past the catalog's are streams it does not list.
+    ids: HashMap<(Option<String>, String), u32>,
+    known: usize,
+    unknown_reported: Vec<String>,
+}
+
+impl Airbyte {
+    pub fn new(wire: Wire, catalog: Vec<AirbyteStream>) -> Self {
+        let mut this = Airbyte {
+            wire,
+            streams: Vec::new(),
+            ids: HashMap::new(),
+            known: catalog.len(),
+            unknown_reported: Vec::new(),
+        };
+        for s in catalog {
+            let label = match &s.namespace {
+                Some(ns) => format!("{ns}.{}", s.name),
+                None => s.name.clone(),
+            };
+            this.ids.insert(
+                (s.namespace.clone(), s.name.clone()),
+                this.streams.len() as u32,
+            );
+            this.streams.push(Stream {
+                label: Arc::from(label),
+                serialize_all: s.primary_key.is_empty() && mode_needs_order(&s.sync_mode),
+                sync_mode: s.sync_mode,
+                primary_key: s.primary_key,
+            });
+        }
+        this
+    }
+
+    /// The stream id for a descriptor; a record without a namespace also matches a catalog
+    /// stream that has one only by name when that name is unique.
+    fn id(&mut self, namespace: Option<&str>, name: &str) -> u32 {
+        let key = (namespace.map(str::to_string), name.to_string());
+        if let Some(id) = self.ids.get(&key) {
+            return *id;
+        }
+        let id = self.streams.len() as u32 + (self.ids.len() - self.known) as u32;
+        self.ids.insert(key, id);
+        id
+    }
+
+    pub fn prepare(&mut self, record: &InputRecord, message_id: u64) -> Prepared {
+        let id = self.id(record.namespace.as_deref(), &record.stream);
+        let label = RecordLabel {
+            message_id,
+            row_num: None,
+        };
+        let Some(stream) = self.streams.get(id as usize) else {
+            let name = match &record.namespace {
+                Some(ns) => format!("{ns}.{}", record.stream),
+                None => record.stream.to_string(),
+            };
+            if !self.unknown_reported.contains(&name) {
+                self.unknown_reported.push(name.clone());
+            }
+            let meta = RecordMeta {
+                label,
+                op: Cow::Borrowed(""),
+                stream: Arc::from(name),
+                scope: id,
+                data: None,
+            };
+            return Prepared::Refuse {
+                meta,
+                code: "unknown_stream",
+                message: "the stream is not in the configured catalog".into(),
+            };
+        };
+        let meta = RecordMeta {
+            label,
+            op: Cow::Borrowed(""),
+            stream: stream.label.clone(),
+            scope: id,
+            data: None,
+        };
+        if !record.data.get().starts_with('{') {
+            return Prepared::Refuse {
+                meta,
+                code: "invalid_data",
+                message: "the record's data is not a JSON object".into(),
+            };
+        }
+        let primary_key = match primary_key_text(record.data, &stream.primary_key) {
+            Ok(pk) => pk,
+            Err(reason) => {
+                return Prepared::Refuse {
+                    meta,
+                    code: "invalid_data",
+                    message: reason,
+                }
+            }
+        };
+        let envelope = Envelope {
+            message_id,
+            sync_mode: &stream.sync_mode,
+            stream: Some(&stream.label),
+            payload: record.data,
+        };
+        let body = match self
+            .wire
+            .body(envelope, || serde_json::from_str(record.data.get()))
+        {
+            Ok(body) => body,
+            Err((code, message)) => {
+                return Prepared::Refuse {
+                    meta,
+                    code,
+                    message,
+                }
+            }
+        };
+        let order_key = match &primary_key {
+            Some(pk) => Some(hash_key((id, pk))),
+            None if stream.serialize_all => Some(hash_key(id)),
+            None => None,
+        };
+        let idempotency_key = idempotency::airbyte(
+            &stream.label,
+            primary_key.as_deref(),
+            record.data.get().as_bytes(),
+        );
+        Prepared::Send(
+            meta,
+            Job {
+                seq: 0,
+                body,
+                order_key,
+                idempotency_key,
+                label,
+            },
+        )
+    }
+
+    pub fn state_scope(&mut self, state: &RawValue) -> Scope {
+        #[derive(Deserialize)]
+        struct State {
+            #[serde(rename = "type", default)]
+            kind: Option<String>,
+            #[serde(default)]
+            stream: Option<StreamState>,
+        }
+        #[derive(Deserialize)]
+        struct StreamState {
+            stream_descriptor: Descriptor,
+        }
+        #[derive(Deserialize)]
+        struct Descriptor {
+            name: String,
+            #[serde(default)]
+            namespace: Option<String>,
+        }
+        match serde_json::from_str::<State>(state.get()) {
+            Ok(State {
+                kind: Some(kind),
+                stream: Some(s),
+            }) if kind == "STREAM" => Scope::Stream(self.id(
+                s.stream_descriptor.namespace.as_deref(),
+                &s.stream_descriptor.name,
+            )),
+            _ => Scope::Global,
+        }
+    }
+
+    pub fn take_unknown_stream(&mut self) -> Option<String> {
+        self.unknown_reported.pop()
+    }
+}
+
+/// The primary-key value as text (each key path's JSON, joined), or `None` without a key.
+fn primary_key_text(data: &RawValue, key: &[Vec<String>]) -> Result<Option<String>, String> {
+    if key.is_empty() {
+        return Ok(None);
+    }
+    let fields =
+        RawObject::parse(data).map_err(|_| "the record's data is not a JSON object".to_string())?;
+    let mut text = String::new();
+    for path in key {
+        let top = fields.get(&path[0]);
+        let value = match (top, path.len()) {
+            (None, _) => "null".to_string(),
+            (Some(v), 1) => v.get().to_string(),
+            (Some(v), _) => {
+                let parsed: Value = serde_json::from_str(v.get()).unwrap_or(Value::Null);
+                let pointer: String = path[1..]
+                    .iter()
+                    .map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1")))
+                    .collect();
+                parsed
+                    .pointer(&pointer)
+                    .map(Value::to_string)
+                    .unwrap_or_else(|| "null".into())
+            }
+        };
+        text.push_str(&value);
+        text.push('\u{1f}');
+    }
+    Ok(Some(text))
+}

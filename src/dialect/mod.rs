@@ -1,0 +1,156 @@
+//! Turning an input record into what is sent: the payload (Valmi mapping or Airbyte data), the
+//! envelope or GET query, the ordering key and the idempotency key. Runs on the reader thread,
+//! off the delivery loop.
+
+pub mod airbyte;
+pub mod valmi;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+
+use crate::config::Method;
+use crate::envelope::Envelope;
+use crate::flatten;
+use crate::protocol::InputRecord;
+
+/// URLs longer than this are refused by many servers or silently truncated.
+pub const MAX_GET_URL: usize = 16 * 1024;
+
+/// How a record is named in messages: by Valmi row number when it has one, else by position.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordLabel {
+    pub message_id: u64,
+    pub row_num: Option<u64>,
+}
+
+impl fmt::Display for RecordLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.row_num {
+            Some(row) => write!(f, "record _valmi_row_num={row}"),
+            None => write!(f, "record #{} of the input", self.message_id),
+        }
+    }
+}
+
+/// What the acknowledgement side needs to know about a record.
+#[derive(Debug)]
+pub struct RecordMeta {
+    pub label: RecordLabel,
+    /// Valmi `_valmi_sync_op` (counted per op in checkpoints); empty in the Airbyte dialect.
+    pub op: Cow<'static, str>,
+    pub stream: Arc<str>,
+    /// Airbyte STATE scope the record counts towards.
+    pub scope: u32,
+    /// Valmi only: the input data, echoed back if the record is rejected.
+    pub data: Option<Box<RawValue>>,
+}
+
+/// What the delivery side needs to send a record.
+#[derive(Debug)]
+pub struct Job {
+    pub seq: u64,
+    /// The envelope JSON, or for GET the query string.
+    pub body: Vec<u8>,
+    pub order_key: Option<u64>,
+    pub idempotency_key: String,
+    pub label: RecordLabel,
+}
+
+pub enum Prepared {
+    Send(RecordMeta, Job),
+    /// Refused before sending (no `_valmi_meta`, unknown stream, URL too long...).
+    Refuse {
+        meta: RecordMeta,
+        code: &'static str,
+        message: String,
+    },
+    /// Covered by the resume checkpoint: delivered by an earlier attempt of this run.
+    AlreadyDelivered,
+}
+
+/// Which STATE counters an Airbyte STATE message reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Stream(u32),
+    Global,
+}
+
+pub enum Dialect {
+    Valmi(valmi::Valmi),
+    Airbyte(airbyte::Airbyte),
+}
+
+impl Dialect {
+    pub fn prepare(&mut self, record: &InputRecord, message_id: u64) -> Prepared {
+        match self {
+            Dialect::Valmi(d) => d.prepare(record, message_id),
+            Dialect::Airbyte(d) => d.prepare(record, message_id),
+        }
+    }
+
+    /// `None`: the dialect ignores input STATE messages (Valmi).
+    pub fn state_scope(&mut self, state: &RawValue) -> Option<Scope> {
+        match self {
+            Dialect::Valmi(_) => None,
+            Dialect::Airbyte(d) => Some(d.state_scope(state)),
+        }
+    }
+
+    /// A stream missing from the catalog, reported once (Airbyte).
+    pub fn take_unknown_stream(&mut self) -> Option<String> {
+        match self {
+            Dialect::Valmi(_) => None,
+            Dialect::Airbyte(d) => d.take_unknown_stream(),
+        }
+    }
+}
+
+/// How records become request bodies: the part both dialects share.
+pub struct Wire {
+    pub method: Method,
+    pub url: String,
+}
+
+impl Wire {
+    /// The envelope JSON, or for GET the query string; `Err` (a reason) when a GET record cannot
+    /// be flattened or its URL would be over the limit.
+    pub fn body<P: serde::Serialize>(
+        &self,
+        envelope: Envelope<'_, P>,
+        payload_value: impl FnOnce() -> Result<serde_json::Value, serde_json::Error>,
+    ) -> Result<Vec<u8>, (&'static str, String)> {
+        if self.method != Method::Get {
+            return Ok(serde_json::to_vec(&envelope).expect("raw JSON always serialises"));
+        }
+        let payload = payload_value().map_err(|e| {
+            (
+                "too_deep",
+                format!("the record cannot be flattened into GET parameters: {e}"),
+            )
+        })?;
+        let query = flatten::envelope_query(
+            &payload,
+            envelope.message_id,
+            envelope.sync_mode,
+            envelope.stream,
+        );
+        let length = self.url.len() + 1 + query.len();
+        if length > MAX_GET_URL {
+            return Err((
+                "url_too_long",
+                format!("the GET URL would be {length} bytes, over the {MAX_GET_URL}-byte limit; use POST for records this large"),
+            ));
+        }
+        Ok(query.into_bytes())
+    }
+}
+
+pub fn hash_key(parts: impl Hash) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    parts.hash(&mut h);
+    h.finish()
+}

@@ -1,0 +1,162 @@
+//! The Valmi dialect: the sink's field mapping, `_valmi_meta` first, `_sync_mode` from the sink.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::{hash_key, Job, Prepared, RecordLabel, RecordMeta, Wire};
+use crate::catalog::{mode_needs_order, MappingEntry, ValmiCatalog};
+use crate::envelope::{Envelope, RawFields};
+use crate::idempotency;
+use crate::protocol::{InputRecord, RawObject};
+
+pub struct Valmi {
+    wire: Wire,
+    sync_mode: String,
+    mapping: Vec<MappingEntry>,
+    id_key: Option<String>,
+    /// Without a key, a mode that changes rows sends one record at a time.
+    serialize_all: bool,
+    run_scope: Option<String>,
+    /// Rows up to here were delivered by an earlier attempt of this run.
+    resume_after_row: Option<u64>,
+    streams: HashMap<String, Arc<str>>,
+}
+
+#[derive(Deserialize)]
+struct ValmiMeta {
+    #[serde(default)]
+    _valmi_row_num: Option<u64>,
+    #[serde(default)]
+    _valmi_sync_op: Option<String>,
+}
+
+fn op_name(op: &str) -> Cow<'static, str> {
+    match op {
+        "upsert" => Cow::Borrowed("upsert"),
+        "delete" => Cow::Borrowed("delete"),
+        "append" => Cow::Borrowed("append"),
+        "create" => Cow::Borrowed("create"),
+        "update" => Cow::Borrowed("update"),
+        other => Cow::Owned(other.to_string()),
+    }
+}
+
+impl Valmi {
+    pub fn new(
+        wire: Wire,
+        catalog: ValmiCatalog,
+        run_scope: Option<String>,
+        resume_after_row: Option<u64>,
+    ) -> Self {
+        Valmi {
+            wire,
+            serialize_all: catalog.id_key.is_none() && mode_needs_order(&catalog.sync_mode),
+            sync_mode: catalog.sync_mode,
+            mapping: catalog.mapping,
+            id_key: catalog.id_key,
+            run_scope,
+            resume_after_row,
+            streams: HashMap::new(),
+        }
+    }
+
+    fn stream(&mut self, name: &str) -> Arc<str> {
+        if let Some(s) = self.streams.get(name) {
+            return s.clone();
+        }
+        let s: Arc<str> = Arc::from(name);
+        self.streams.insert(name.to_string(), s.clone());
+        s
+    }
+
+    pub fn prepare(&mut self, record: &InputRecord, message_id: u64) -> Prepared {
+        let stream = self.stream(&record.stream);
+        let mut meta = RecordMeta {
+            label: RecordLabel {
+                message_id,
+                row_num: None,
+            },
+            op: Cow::Borrowed(""),
+            stream,
+            scope: 0,
+            data: Some(record.data.to_owned()),
+        };
+        let refuse = |meta, code, message: &str| Prepared::Refuse {
+            meta,
+            code,
+            message: message.to_string(),
+        };
+        let Ok(fields) = RawObject::parse(record.data) else {
+            return refuse(
+                meta,
+                "invalid_data",
+                "the record's data is not a JSON object",
+            );
+        };
+        let Some(valmi_meta_raw) = fields.get("_valmi_meta") else {
+            return refuse(
+                meta,
+                "missing_valmi_meta",
+                "the record has no _valmi_meta, so its row and operation are unknown",
+            );
+        };
+        let Ok(valmi_meta) = serde_json::from_str::<ValmiMeta>(valmi_meta_raw.get()) else {
+            return refuse(
+                meta,
+                "invalid_valmi_meta",
+                "_valmi_meta is not an object with _valmi_row_num and _valmi_sync_op",
+            );
+        };
+        let Some(op) = valmi_meta._valmi_sync_op else {
+            return refuse(
+                meta,
+                "invalid_valmi_meta",
+                "_valmi_meta has no _valmi_sync_op",
+            );
+        };
+        meta.op = op_name(&op);
+        meta.label.row_num = valmi_meta._valmi_row_num;
+        if let (Some(row), Some(done)) = (valmi_meta._valmi_row_num, self.resume_after_row) {
+            if row <= done {
+                return Prepared::AlreadyDelivered;
+            }
+        }
+
+        let mut payload = RawFields::default();
+        payload.set("_valmi_meta", valmi_meta_raw);
+        for entry in &self.mapping {
+            if let Some(value) = fields.get(&entry.stream) {
+                payload.set(&entry.sink, value);
+            }
+        }
+        let envelope = Envelope {
+            message_id,
+            sync_mode: &self.sync_mode,
+            stream: None,
+            payload: &payload,
+        };
+        let body = match self.wire.body(envelope, || payload.to_value()) {
+            Ok(body) => body,
+            Err((code, reason)) => return refuse(meta, code, &reason),
+        };
+        let order_key = match &self.id_key {
+            Some(key) => Some(hash_key(fields.get(key).map(|v| v.get()))),
+            None if self.serialize_all => Some(0),
+            None => None,
+        };
+        let row = valmi_meta._valmi_row_num.unwrap_or(message_id);
+        let idempotency_key =
+            idempotency::valmi(self.run_scope.as_deref(), row, record.data.get().as_bytes());
+        let job = Job {
+            seq: 0,
+            body,
+            order_key,
+            idempotency_key,
+            label: meta.label,
+        };
+        Prepared::Send(meta, job)
+    }
+}

@@ -1,0 +1,118 @@
+//! GET requests: the envelope (minus `_type`) flattened into query parameters, exactly as the
+//! original connector did it: nested keys joined with `_`, array indexes as key segments,
+//! `null`/`[]`/`{}` dropped, booleans as `True`/`False`, numbers as their JSON text, strings
+//! form-encoded.
+
+use serde_json::Value;
+
+/// Flattens `value` under `prefix` into `(name, value)` pairs, in document order.
+pub fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
+    let join = |segment: &str| {
+        if prefix.is_empty() {
+            segment.to_string()
+        } else {
+            format!("{prefix}_{segment}")
+        }
+    };
+    match value {
+        Value::Null => {}
+        Value::Bool(b) => out.push((
+            prefix.to_string(),
+            if *b { "True" } else { "False" }.to_string(),
+        )),
+        Value::Number(n) => out.push((prefix.to_string(), n.to_string())),
+        Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                flatten(&join(&i.to_string()), item, out);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                flatten(&join(k), v, out);
+            }
+        }
+    }
+}
+
+/// The query string for one record: payload fields, then `_message_id`, `_sync_mode` and
+/// (Airbyte) `_stream`.
+pub fn envelope_query(
+    payload: &Value,
+    message_id: u64,
+    sync_mode: &str,
+    stream: Option<&str>,
+) -> String {
+    let mut pairs = Vec::new();
+    flatten("", payload, &mut pairs);
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.extend_pairs(pairs);
+    query.append_pair("_message_id", &message_id.to_string());
+    query.append_pair("_sync_mode", sync_mode);
+    if let Some(stream) = stream {
+        query.append_pair("_stream", stream);
+    }
+    query.finish()
+}
+
+/// Appends the parameters to the endpoint's own query string.
+pub fn append_query(url: &str, query: &str) -> String {
+    let (base, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (url, None),
+    };
+    let sep = if !base.contains('?') {
+        "?"
+    } else if base.ends_with('?') || base.ends_with('&') {
+        ""
+    } else {
+        "&"
+    };
+    let mut full = format!("{base}{sep}{query}");
+    if let Some(f) = fragment {
+        full.push('#');
+        full.push_str(f);
+    }
+    full
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn follows_the_original_rules() {
+        let payload = json!({"_valmi_meta": {"_valmi_row_num": 1, "_valmi_sync_op": "delete"},
+            "obj": {"a": 1, "b": {"c": [1, 2, {"d": null}]}}, "flag": true, "no": false, "nul": null,
+            "f": 1.5, "arr": [], "emptyobj": {}, "uni": "é ü &=?+/ #"});
+        let q = envelope_query(&payload, 1, "mirror", None);
+        assert_eq!(q, "_valmi_meta__valmi_row_num=1&_valmi_meta__valmi_sync_op=delete&obj_a=1&obj_b_c_0=1&obj_b_c_1=2&flag=True&no=False&f=1.5&uni=%C3%A9+%C3%BC+%26%3D%3F%2B%2F+%23&_message_id=1&_sync_mode=mirror");
+        let q = envelope_query(&json!({"o": [{"d": 5}]}), 2, "append", Some("ns.s"));
+        assert_eq!(q, "o_0_d=5&_message_id=2&_sync_mode=append&_stream=ns.s");
+    }
+
+    #[test]
+    fn numbers_keep_their_text() {
+        let v: Value =
+            serde_json::from_str(r#"{"big": 123456789012345678901234567890, "f": 1.50}"#).unwrap();
+        let mut out = Vec::new();
+        flatten("", &v, &mut out);
+        assert_eq!(out[0].1, "123456789012345678901234567890");
+        assert_eq!(out[1].1, "1.50");
+    }
+
+    #[test]
+    fn appends_to_the_endpoint_query() {
+        assert_eq!(
+            append_query("http://h/hook?x=1", "a=b"),
+            "http://h/hook?x=1&a=b"
+        );
+        assert_eq!(append_query("http://h/hook", "a=b"), "http://h/hook?a=b");
+        assert_eq!(append_query("http://h/hook?", "a=b"), "http://h/hook?a=b");
+        assert_eq!(
+            append_query("http://h/p#frag", "a=b"),
+            "http://h/p?a=b#frag"
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! The headers every request carries that do not change per record: User-Agent, Content-Type,
+//! the configured `headers` and the auth header. Built once, reused for every request.
+
+use base64::Engine;
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT,
+};
+
+use crate::config::{Auth, Config, Method};
+
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+pub const WEBHOOK_ID: &str = "webhook-id";
+pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
+pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
+
+/// Headers the connector owns: a configured header may not replace them, or a receiver could be
+/// told a forged identity or signature.
+const RESERVED: [&str; 5] = [
+    IDEMPOTENCY_KEY,
+    WEBHOOK_ID,
+    WEBHOOK_TIMESTAMP,
+    WEBHOOK_SIGNATURE,
+    "content-encoding",
+];
+
+pub fn user_agent() -> String {
+    format!("destination-webhook/{}", env!("CARGO_PKG_VERSION"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HeaderError {
+    #[error("headers[{0}]: expected \"Name: Value\" (no colon found)")]
+    NoColon(usize),
+    #[error("headers[{index}]: '{name}' is not a valid HTTP header name")]
+    BadName { index: usize, name: String },
+    #[error("headers[{index}]: the value of '{name}' is not a valid HTTP header value (control characters or non-visible bytes)")]
+    BadValue { index: usize, name: String },
+    #[error("headers[{index}]: '{name}' is set by the connector itself and cannot be configured")]
+    Reserved { index: usize, name: String },
+    #[error("auth: {0}")]
+    Auth(String),
+}
+
+/// Splits on the FIRST colon and trims both sides (Valmi split on every colon, which cut
+/// `Bearer abc:def` down to `Bearer abc`).
+pub fn split_header(entry: &str) -> Option<(&str, &str)> {
+    entry.split_once(':').map(|(n, v)| (n.trim(), v.trim()))
+}
+
+pub fn static_headers(config: &Config) -> Result<HeaderMap, HeaderError> {
+    let mut map = HeaderMap::new();
+    map.insert(
+        USER_AGENT,
+        HeaderValue::from_str(&user_agent()).expect("ascii user agent"),
+    );
+    if config.method != Method::Get {
+        map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    for (index, entry) in config.headers.iter().enumerate() {
+        let (name, value) = split_header(entry).ok_or(HeaderError::NoColon(index))?;
+        let header_name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| HeaderError::BadName {
+                index,
+                name: name.to_string(),
+            })?;
+        if RESERVED.contains(&header_name.as_str()) {
+            return Err(HeaderError::Reserved {
+                index,
+                name: name.to_string(),
+            });
+        }
+        let mut header_value = HeaderValue::from_str(value).map_err(|_| HeaderError::BadValue {
+            index,
+            name: name.to_string(),
+        })?;
+        header_value.set_sensitive(crate::redact::is_sensitive_header(name));
+        map.append(header_name, header_value);
+    }
+    if let Some((name, value)) = auth_header(&config.auth)? {
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+fn auth_header(auth: &Auth) -> Result<Option<(HeaderName, HeaderValue)>, HeaderError> {
+    let secret = |text: String| {
+        HeaderValue::from_str(&text)
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            })
+            .map_err(|_| {
+                HeaderError::Auth(
+                    "the credential contains characters not allowed in a header".into(),
+                )
+            })
+    };
+    Ok(match auth {
+        Auth::None => None,
+        Auth::Bearer { token } => Some((AUTHORIZATION, secret(format!("Bearer {token}"))?)),
+        Auth::Basic { username, password } => {
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+            Some((AUTHORIZATION, secret(format!("Basic {encoded}"))?))
+        }
+        Auth::ApiKey {
+            header_name,
+            api_key,
+        } => {
+            let name = HeaderName::from_bytes(header_name.trim().as_bytes()).map_err(|_| {
+                HeaderError::Auth(format!(
+                    "header_name '{header_name}' is not a valid HTTP header name"
+                ))
+            })?;
+            if RESERVED.contains(&name.as_str()) {
+                return Err(HeaderError::Auth(format!(
+                    "header_name '{header_name}' is set by the connector itself"
+                )));
+            }
+            Some((name, secret(api_key.clone())?))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(v: serde_json::Value) -> Config {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn splits_on_the_first_colon_only() {
+        assert_eq!(
+            split_header("Authorization: Bearer abc:def"),
+            Some(("Authorization", "Bearer abc:def"))
+        );
+        assert_eq!(
+            split_header("X-Test:  spaced  "),
+            Some(("X-Test", "spaced"))
+        );
+        assert_eq!(split_header("nocolon"), None);
+    }
+
+    #[test]
+    fn builds_configured_and_auth_headers() {
+        let h = static_headers(&config(serde_json::json!({"url": "http://h",
+            "headers": ["Authorization: Bearer abc:def", "X-Test:  spaced  "],
+            "auth": {"type": "api_key", "header_name": "X-Api-Key", "api_key": "k1"}})))
+        .unwrap();
+        assert_eq!(h["authorization"], "Bearer abc:def");
+        assert_eq!(h["x-test"], "spaced");
+        assert_eq!(h["x-api-key"], "k1");
+        assert_eq!(h["content-type"], "application/json");
+        let h = static_headers(&config(serde_json::json!({"url": "http://h",
+            "auth": {"type": "basic", "username": "u", "password": "p"}})))
+        .unwrap();
+        assert_eq!(h["authorization"], "Basic dTpw");
+    }
+
+    #[test]
+    fn refuses_reserved_and_invalid_headers() {
+        for (entry, expect) in [
+            ("Idempotency-Key: x", "set by the connector"),
+            ("Bad Name: v", "not a valid HTTP header name"),
+            ("X-A: line\nbreak", "not a valid HTTP header value"),
+            ("nocolon", "no colon"),
+        ] {
+            let err = static_headers(&config(
+                serde_json::json!({"url": "http://h", "headers": [entry]}),
+            ))
+            .unwrap_err();
+            assert!(err.to_string().contains(expect), "{entry}: {err}");
+        }
+    }
+}

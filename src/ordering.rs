@@ -1,0 +1,94 @@
+//! Which records may be in flight together: records sharing a key go one at a time, in input
+//! order (mirror mode's `delete` must land before the `upsert` of the same row); records without
+//! a key go whenever there is room.
+
+use std::collections::{HashMap, VecDeque};
+
+pub struct Scheduler<T> {
+    ready: VecDeque<T>,
+    /// A key is busy while present: its record is ready or in flight, and later records of the
+    /// same key wait here in input order.
+    waiting: HashMap<u64, VecDeque<T>>,
+}
+
+impl<T> Default for Scheduler<T> {
+    fn default() -> Self {
+        Scheduler {
+            ready: VecDeque::new(),
+            waiting: HashMap::new(),
+        }
+    }
+}
+
+impl<T> Scheduler<T> {
+    pub fn admit(&mut self, key: Option<u64>, item: T) {
+        match key {
+            None => self.ready.push_back(item),
+            Some(key) => match self.waiting.get_mut(&key) {
+                Some(queue) => queue.push_back(item),
+                None => {
+                    self.waiting.insert(key, VecDeque::new());
+                    self.ready.push_back(item);
+                }
+            },
+        }
+    }
+
+    /// The record holding `key` is settled: the next one of that key becomes ready.
+    pub fn release(&mut self, key: u64) {
+        if let Some(queue) = self.waiting.get_mut(&key) {
+            match queue.pop_front() {
+                Some(next) => self.ready.push_back(next),
+                None => {
+                    self.waiting.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Up to `max` ready records; fewer only when `partial_ok` (nothing else will fill the batch
+    /// soon), none when nothing is ready.
+    pub fn take(&mut self, max: usize, partial_ok: bool) -> Option<Vec<T>> {
+        if self.ready.is_empty() || (self.ready.len() < max && !partial_ok) {
+            return None;
+        }
+        let n = self.ready.len().min(max);
+        Some(self.ready.drain(..n).collect())
+    }
+
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_key_waits_for_release_in_order() {
+        let mut s = Scheduler::default();
+        s.admit(Some(1), "delete-1");
+        s.admit(Some(1), "upsert-1");
+        s.admit(Some(2), "upsert-2");
+        s.admit(None, "free");
+        assert_eq!(s.take(10, true).unwrap(), ["delete-1", "upsert-2", "free"]);
+        assert!(s.take(10, true).is_none());
+        s.release(1);
+        assert_eq!(s.take(10, true).unwrap(), ["upsert-1"]);
+        s.release(1);
+        s.release(2);
+        assert!(s.waiting.is_empty());
+        s.admit(Some(1), "again");
+        assert_eq!(s.take(1, false).unwrap(), ["again"]);
+    }
+
+    #[test]
+    fn batches_fill_unless_partial_is_allowed() {
+        let mut s = Scheduler::default();
+        s.admit(None, 1);
+        s.admit(None, 2);
+        assert!(s.take(3, false).is_none());
+        assert_eq!(s.take(3, true).unwrap(), [1, 2]);
+    }
+}

@@ -1,0 +1,44 @@
+//! stdout: protocol messages only, one compact JSON object per line.
+//!
+//! Writes are buffered and flushed once per turn of the write loop rather than once per line: a
+//! reader sees every message promptly, and a fast sync is not a storm of tiny pipe writes. A
+//! closed stdout (the orchestrator died) is reported as [`Closed`] so the caller can stop at
+//! once instead of panicking.
+
+use std::io::{self, BufWriter, Write};
+
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+#[error("stdout was closed by the reader")]
+pub struct Closed;
+
+pub struct Output {
+    out: BufWriter<io::Stdout>,
+    scrubber: crate::redact::Scrubber,
+}
+
+impl Output {
+    pub fn stdout() -> Self {
+        Output {
+            out: BufWriter::with_capacity(64 * 1024, io::stdout()),
+            scrubber: Default::default(),
+        }
+    }
+
+    /// From now on every line is scrubbed of these secret values before it is written.
+    pub fn set_scrubber(&mut self, scrubber: crate::redact::Scrubber) {
+        self.scrubber = scrubber;
+    }
+
+    pub fn emit<T: Serialize>(&mut self, message: &T) -> Result<(), Closed> {
+        let line = serde_json::to_string(message).expect("protocol messages always serialise");
+        let line = self.scrubber.scrub(&line);
+        self.out.write_all(line.as_bytes()).map_err(|_| Closed)?;
+        self.out.write_all(b"\n").map_err(|_| Closed)
+    }
+
+    pub fn flush(&mut self) -> Result<(), Closed> {
+        self.out.flush().map_err(|_| Closed)
+    }
+}

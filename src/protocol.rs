@@ -1,0 +1,274 @@
+//! The protocol messages this connector reads (RECORD, STATE; everything else is ignored) and
+//! writes (SPEC, CONNECTION_STATUS, CATALOG, STATE, LOG, TRACE, rejected-RECORD echoes).
+//!
+//! Input is parsed leniently and without copying: a record's `data` and a state's payload stay
+//! raw JSON text borrowed from the input line, so a payload is forwarded byte-for-byte and only
+//! the fields the connector needs are ever decoded.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+/// One input line, decoded only as far as the envelope.
+#[derive(Deserialize)]
+pub struct InputMessage<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub record: Option<InputRecord<'a>>,
+    #[serde(default, borrow)]
+    pub state: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+pub struct InputRecord<'a> {
+    #[serde(borrow)]
+    pub stream: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub namespace: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub data: &'a RawValue,
+}
+
+/// What a line of stdin turned out to be.
+pub enum Parsed<'a> {
+    Record(InputRecord<'a>),
+    State(&'a RawValue),
+    /// A valid protocol message this connector has no use for (LOG, TRACE, ...).
+    Ignored,
+}
+
+/// Why a line was skipped; the text is shown to the user in a WARN LOG.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error("not valid UTF-8")]
+    Utf8,
+    #[error("empty line")]
+    Empty,
+    #[error("not a JSON protocol message: {0}")]
+    Json(String),
+    #[error("{0} message without a '{1}' object")]
+    MissingBody(&'static str, &'static str),
+}
+
+pub fn parse_line(line: &[u8]) -> Result<Parsed<'_>, LineError> {
+    let text = std::str::from_utf8(line).map_err(|_| LineError::Utf8)?;
+    let text = text.trim_end_matches(['\r', '\n']);
+    if text.trim().is_empty() {
+        return Err(LineError::Empty);
+    }
+    let msg: InputMessage =
+        serde_json::from_str(text).map_err(|e| LineError::Json(e.to_string()))?;
+    match msg.kind.as_ref() {
+        "RECORD" => msg
+            .record
+            .map(Parsed::Record)
+            .ok_or(LineError::MissingBody("RECORD", "record")),
+        "STATE" => msg
+            .state
+            .filter(|raw| raw.get().starts_with('{'))
+            .map(Parsed::State)
+            .ok_or(LineError::MissingBody("STATE", "state")),
+        _ => Ok(Parsed::Ignored),
+    }
+}
+
+/// The top-level fields of a JSON object, in order, values left as raw text. Keys are borrowed
+/// unless they contain escapes.
+pub struct RawObject<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> RawObject<'a> {
+    pub fn parse(raw: &'a RawValue) -> Result<Self, String> {
+        serde_json::from_str(raw.get()).map_err(|e| e.to_string())
+    }
+
+    /// The value of a field; with duplicate keys the last one wins, as in every JSON library
+    /// that builds a map.
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = RawObject<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(key) = map.next_key::<BorrowedKey<'de>>()? {
+                    fields.push((key.0, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(RawObject(fields))
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+struct BorrowedKey<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for BorrowedKey<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = BorrowedKey<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(BorrowedKey(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BorrowedKey(Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Milliseconds since the Unix epoch, as the protocol's `emitted_at` wants.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureType {
+    ConfigError,
+    TransientError,
+    SystemError,
+}
+
+/// Messages written to stdout, each serialised as one compact JSON line.
+pub fn log(level: Level, message: &str) -> Value {
+    json!({"type": "LOG", "log": {"level": level, "message": message}})
+}
+
+pub fn trace_error(failure_type: FailureType, message: &str, internal: &str) -> Value {
+    json!({"type": "TRACE", "trace": {
+        "type": "ERROR",
+        "emitted_at": now_millis() as f64,
+        "error": {"message": message, "internal_message": internal, "failure_type": failure_type}
+    }})
+}
+
+/// A reason to stop the sync, reported as one TRACE ERROR.
+#[derive(Clone, Debug)]
+pub struct Fatal {
+    pub failure_type: FailureType,
+    pub message: String,
+    pub internal: String,
+}
+
+impl Fatal {
+    pub fn new(
+        failure_type: FailureType,
+        message: impl Into<String>,
+        internal: impl Into<String>,
+    ) -> Self {
+        Fatal {
+            failure_type,
+            message: message.into(),
+            internal: internal.into(),
+        }
+    }
+
+    pub fn trace(&self) -> Value {
+        trace_error(self.failure_type, &self.message, &self.internal)
+    }
+}
+
+pub fn connection_status(ok: bool, message: &str) -> Value {
+    json!({"type": "CONNECTION_STATUS", "connectionStatus": {
+        "status": if ok { "SUCCEEDED" } else { "FAILED" },
+        "message": message
+    }})
+}
+
+pub fn state(state: Value) -> Value {
+    json!({"type": "STATE", "state": state})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_records_states_and_ignores_others() {
+        let line = br#"{"type":"RECORD","record":{"stream":"s","data":{"a":1},"emitted_at":1},"extra":true}"#;
+        match parse_line(line).unwrap() {
+            Parsed::Record(r) => {
+                assert_eq!(r.stream, "s");
+                assert_eq!(r.data.get(), r#"{"a":1}"#);
+            }
+            _ => panic!("not a record"),
+        }
+        let line = br#"{"type":"STATE","state":{"data":{"x":1}}}"#;
+        assert!(
+            matches!(parse_line(line).unwrap(), Parsed::State(s) if s.get() == r#"{"data":{"x":1}}"#)
+        );
+        assert!(matches!(
+            parse_line(br#"{"type":"LOG","log":{}}"#).unwrap(),
+            Parsed::Ignored
+        ));
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_message() {
+        for bad in [
+            &b""[..],
+            b"   ",
+            b"{\"unparseable",
+            b"[1]",
+            b"{\"type\":\"RECORD\"}",
+            b"\xff\xfe",
+            b"NaN",
+        ] {
+            assert!(
+                parse_line(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_passes_through_raw_without_a_crash() {
+        let mut line = String::from(r#"{"type":"RECORD","record":{"stream":"s","data":{"a":"#);
+        line.push_str(&"[".repeat(10_000));
+        line.push_str(&"]".repeat(10_000));
+        line.push_str("}}}");
+        assert!(matches!(parse_line(line.as_bytes()), Ok(Parsed::Record(_))));
+        let deep_type = format!("{{\"type\":{}1{}}}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(parse_line(deep_type.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn raw_object_keeps_order_and_last_duplicate_wins() {
+        let raw: Box<RawValue> = serde_json::from_str(r#"{"b":1,"a\"x":[1],"b":2}"#).unwrap();
+        let obj = RawObject::parse(&raw).unwrap();
+        let keys: Vec<_> = obj.0.iter().map(|(k, _)| k.as_ref()).collect();
+        assert_eq!(keys, ["b", "a\"x", "b"]);
+        assert_eq!(obj.get("b").unwrap().get(), "2");
+        assert!(RawObject::parse(&serde_json::from_str::<Box<RawValue>>("[1]").unwrap()).is_err());
+    }
+}

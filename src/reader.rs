@@ -1,0 +1,192 @@
+//! The stdin side: a dedicated thread reads lines, parses them and runs the dialect, then hands
+//! the results to the delivery loop in chunks. Parsing runs in parallel with delivery, and the
+//! bounded channel is what keeps memory flat: when the loop stops taking, this thread stops
+//! reading.
+
+use std::io::{BufRead, BufReader, Read};
+
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+
+use crate::dialect::{Dialect, Job, Prepared, RecordMeta, Scope};
+use crate::protocol::{parse_line, Parsed};
+
+/// Longer lines are skipped unread rather than held in memory whole.
+pub const MAX_LINE_BYTES: usize = 32 * 1024 * 1024;
+/// Events per hand-over: large enough to make the channel cost vanish, small enough to keep
+/// latency low when input trickles.
+const CHUNK: usize = 128;
+/// How much of a skipped line the WARN shows.
+const EXCERPT_BYTES: usize = 200;
+
+pub enum Event {
+    Record(RecordMeta, Job),
+    Refused {
+        meta: RecordMeta,
+        code: &'static str,
+        message: String,
+    },
+    State(Box<RawValue>, Scope),
+    /// A line that is not a protocol message: skipped, counted, warned about.
+    Malformed {
+        line_no: u64,
+        excerpt: String,
+        reason: String,
+    },
+    UnknownStream(String),
+    /// A record covered by the resume checkpoint.
+    AlreadyDelivered,
+}
+
+/// Starts the reader thread; the channel closes when input ends.
+pub fn spawn(input: impl Read + Send + 'static, dialect: Dialect, tx: mpsc::Sender<Vec<Event>>) {
+    std::thread::Builder::new()
+        .name("stdin-reader".into())
+        .spawn(move || read_all(input, dialect, tx))
+        .expect("spawn the reader thread");
+}
+
+fn read_all(input: impl Read, mut dialect: Dialect, tx: mpsc::Sender<Vec<Event>>) {
+    let mut reader = BufReader::with_capacity(256 * 1024, input);
+    let mut line = Vec::with_capacity(4096);
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut line_no = 0u64;
+    let mut message_id = 0u64;
+    loop {
+        line.clear();
+        let (complete, oversized) = match read_line(&mut reader, &mut line) {
+            Ok(result) => result,
+            Err(_) => break,
+        };
+        if !complete && line.is_empty() && !oversized {
+            break;
+        }
+        line_no += 1;
+        if oversized {
+            chunk.push(Event::Malformed {
+                line_no,
+                excerpt: excerpt(&line),
+                reason: format!("line longer than {MAX_LINE_BYTES} bytes"),
+            });
+        } else {
+            handle_line(&line, line_no, &mut message_id, &mut dialect, &mut chunk);
+        }
+        // Hand over when full, or when the next read would wait for the writer of stdin.
+        if (chunk.len() >= CHUNK || reader.buffer().is_empty())
+            && tx
+                .blocking_send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
+                .is_err()
+        {
+            return;
+        }
+        if !complete {
+            break;
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = tx.blocking_send(chunk);
+    }
+}
+
+/// Reads one line without its newline into `line`, keeping at most [`MAX_LINE_BYTES`] (the
+/// first bytes, for the excerpt). Returns (ended with a newline, was too long).
+fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<(bool, bool)> {
+    let mut oversized = false;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok((false, oversized));
+        }
+        let (take, found) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (i, true),
+            None => (buf.len(), false),
+        };
+        if !oversized && line.len() + take > MAX_LINE_BYTES {
+            oversized = true;
+            line.truncate(EXCERPT_BYTES);
+        }
+        if !oversized {
+            line.extend_from_slice(&buf[..take]);
+        } else if line.len() < EXCERPT_BYTES {
+            let room = (EXCERPT_BYTES - line.len()).min(take);
+            line.extend_from_slice(&buf[..room]);
+        }
+        reader.consume(take + usize::from(found));
+        if found {
+            return Ok((true, oversized));
+        }
+    }
+}
+
+fn handle_line(
+    line: &[u8],
+    line_no: u64,
+    message_id: &mut u64,
+    dialect: &mut Dialect,
+    out: &mut Vec<Event>,
+) {
+    match parse_line(line) {
+        Err(crate::protocol::LineError::Empty) => out.push(Event::Malformed {
+            line_no,
+            excerpt: String::new(),
+            reason: "empty line".into(),
+        }),
+        Err(e) => out.push(Event::Malformed {
+            line_no,
+            excerpt: excerpt(line),
+            reason: e.to_string(),
+        }),
+        Ok(Parsed::Ignored) => {}
+        Ok(Parsed::State(raw)) => {
+            if let Some(scope) = dialect.state_scope(raw) {
+                out.push(Event::State(raw.to_owned(), scope));
+            }
+        }
+        Ok(Parsed::Record(record)) => {
+            *message_id += 1;
+            let event = match dialect.prepare(&record, *message_id) {
+                Prepared::Send(meta, job) => Event::Record(meta, job),
+                Prepared::Refuse {
+                    meta,
+                    code,
+                    message,
+                } => Event::Refused {
+                    meta,
+                    code,
+                    message,
+                },
+                Prepared::AlreadyDelivered => Event::AlreadyDelivered,
+            };
+            if let Some(stream) = dialect.take_unknown_stream() {
+                out.push(Event::UnknownStream(stream));
+            }
+            out.push(event);
+        }
+    }
+}
+
+fn excerpt(line: &[u8]) -> String {
+    let cut = &line[..line.len().min(EXCERPT_BYTES)];
+    String::from_utf8_lossy(cut).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_and_flagged_and_partial_last_lines_kept() {
+        let mut input = vec![b'x'; MAX_LINE_BYTES + 10];
+        input.extend_from_slice(b"\nshort\nlast-no-newline");
+        let mut reader = BufReader::with_capacity(1024, &input[..]);
+        let mut line = Vec::new();
+        assert_eq!(read_line(&mut reader, &mut line).unwrap(), (true, true));
+        assert_eq!(line.len(), EXCERPT_BYTES);
+        line.clear();
+        assert_eq!(read_line(&mut reader, &mut line).unwrap(), (true, false));
+        assert_eq!(line, b"short");
+        line.clear();
+        assert_eq!(read_line(&mut reader, &mut line).unwrap(), (false, false));
+        assert_eq!(line, b"last-no-newline");
+    }
+}

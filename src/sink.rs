@@ -1,0 +1,225 @@
+//! The write loop, one stage after another:
+//!
+//! reader events → acknowledgement window + key scheduler → delivery (up to `concurrency`
+//! requests in flight) → settled prefix → checkpoints → stdout.
+//!
+//! Everything here runs on one thread; the reader thread feeds it through a bounded channel that
+//! is only read while the window has room, which is what bounds memory.
+
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde_json::Value;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::ack::{Ack, AckWindow};
+use crate::checkpoint::{Checkpointer, Entry};
+use crate::delivery::{Deliverer, Settled};
+use crate::dialect::Job;
+use crate::ordering::Scheduler;
+use crate::output::{Closed, Output};
+use crate::progress::{Progress, INTERVAL};
+use crate::protocol::{log, FailureType, Fatal, Level};
+use crate::reader::Event;
+
+pub struct Sink {
+    pub deliverer: Deliverer,
+    pub checkpointer: Checkpointer,
+    pub concurrency: usize,
+    pub batch_size: usize,
+    /// How long in-flight requests may still settle after the sync was told to stop.
+    pub grace: Duration,
+}
+
+/// How a run ended; decides the exit code.
+pub enum Ending {
+    Completed,
+    Failed(Fatal),
+    Interrupted(&'static str),
+}
+
+enum Stop {
+    Fatal(Fatal),
+    Signal(&'static str),
+}
+
+impl Sink {
+    /// Records admitted but not yet out of the settled prefix, at most.
+    fn window_cap(&self) -> usize {
+        (self.concurrency * self.batch_size * 4).clamp(1024, 100_000)
+    }
+
+    pub async fn run(
+        mut self,
+        mut input: mpsc::Receiver<Vec<Event>>,
+        out: &mut Output,
+    ) -> Result<Ending, Closed> {
+        let mut window: AckWindow<Entry> = AckWindow::default();
+        let mut scheduler: Scheduler<Job> = Scheduler::default();
+        let mut in_flight = FuturesUnordered::new();
+        let mut progress = Progress::default();
+        let mut messages: Vec<Value> = Vec::new();
+        let mut input_open = true;
+        let mut stop: Option<Stop> = None;
+        let mut deadline = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        let mut sigterm = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+        let mut sigint = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
+        let window_cap = self.window_cap();
+        let deliverer = &self.deliverer;
+
+        loop {
+            if stop.is_none() {
+                while in_flight.len() < self.concurrency {
+                    let partial_ok =
+                        !input_open || in_flight.is_empty() || window.len() >= window_cap;
+                    let Some(jobs) = scheduler.take(self.batch_size, partial_ok) else {
+                        break;
+                    };
+                    in_flight.push(deliverer.deliver(jobs));
+                }
+            }
+            while let Some((entry, ack)) = window.pop_settled() {
+                if let Entry::Record(_) = entry {
+                    progress.settled(&ack);
+                }
+                self.checkpointer.settled(entry, ack, &mut messages);
+            }
+            messages.extend(deliverer.take_logs());
+            for message in messages.drain(..) {
+                out.emit(&message)?;
+            }
+            out.flush()?;
+
+            if stop.is_none() && !input_open && window.is_empty() {
+                break;
+            }
+            if stop.is_some() && in_flight.is_empty() {
+                break;
+            }
+            let reading = input_open && stop.is_none() && window.len() < window_cap;
+            tokio::select! {
+                Some(settled) = in_flight.next(), if !in_flight.is_empty() => {
+                    if let Err(fatal) = apply(settled, &mut window, &mut scheduler) {
+                        if stop.is_none() {
+                            stop = Some(Stop::Fatal(fatal));
+                            deadline = tokio::time::Instant::now() + self.grace;
+                        }
+                    }
+                }
+                events = input.recv(), if reading => match events {
+                    Some(events) => {
+                        for event in events {
+                            admit(event, &mut window, &mut scheduler, &mut progress, &mut messages);
+                        }
+                    }
+                    None => input_open = false,
+                },
+                _ = sigterm.recv(), if stop.is_none() => {
+                    stop = Some(Stop::Signal("SIGTERM"));
+                    deadline = tokio::time::Instant::now() + self.grace;
+                }
+                _ = sigint.recv(), if stop.is_none() => {
+                    stop = Some(Stop::Signal("SIGINT"));
+                    deadline = tokio::time::Instant::now() + self.grace;
+                }
+                _ = ticker.tick() => {
+                    let paused = deliverer.paused_until().map(|t| t - Instant::now());
+                    messages.push(progress.tick(&deliverer.metrics, in_flight.len(), window.len(), paused));
+                }
+                _ = tokio::time::sleep_until(deadline), if stop.is_some() => break,
+            }
+        }
+
+        if progress.already_delivered > 0 {
+            messages.push(log(Level::Info, &format!(
+                "resume: skipped {} records that the checkpoint (last_row_num) shows were delivered by an earlier attempt of this run",
+                progress.already_delivered
+            )));
+        }
+        let ending = match stop {
+            None => {
+                self.checkpointer.finish(&mut messages);
+                messages.push(progress.summary(&deliverer.metrics, "sync complete"));
+                Ending::Completed
+            }
+            Some(stop) => {
+                self.checkpointer.interrupted(&mut messages);
+                let abandoned = in_flight.len();
+                messages.push(progress.summary(
+                    &deliverer.metrics,
+                    &format!("sync stopped ({abandoned} requests abandoned in flight)"),
+                ));
+                match stop {
+                    Stop::Fatal(fatal) => Ending::Failed(fatal),
+                    Stop::Signal(name) => Ending::Interrupted(name),
+                }
+            }
+        };
+        if let Ending::Failed(fatal) = &ending {
+            messages.push(fatal.trace());
+        }
+        if let Ending::Interrupted(name) = &ending {
+            messages.push(
+                Fatal::new(
+                    FailureType::TransientError,
+                    format!("sync interrupted by {name}: the last STATE covers every record acknowledged; run again to resume"),
+                    format!("{} records delivered, {} rejected before the stop", progress.delivered, progress.rejected),
+                )
+                .trace(),
+            );
+        }
+        for message in messages.drain(..) {
+            out.emit(&message)?;
+        }
+        out.flush()?;
+        Ok(ending)
+    }
+}
+
+fn admit(
+    event: Event,
+    window: &mut AckWindow<Entry>,
+    scheduler: &mut Scheduler<Job>,
+    progress: &mut Progress,
+    messages: &mut Vec<Value>,
+) {
+    match event {
+        Event::Record(meta, mut job) => {
+            job.seq = window.push(Entry::Record(meta), None);
+            scheduler.admit(job.order_key, job);
+        }
+        Event::Refused { meta, code, message } => {
+            window.push(Entry::Record(meta), Some(Ack::Rejected { code: code.to_string(), message }));
+        }
+        Event::State(raw, scope) => {
+            window.push(Entry::State(raw, scope), Some(Ack::Delivered));
+        }
+        Event::Malformed { line_no, excerpt, reason } => {
+            progress.skipped_lines += 1;
+            messages.push(log(Level::Warn, &format!("skipped input line {line_no} ({reason}): {excerpt}")));
+        }
+        Event::UnknownStream(name) => messages.push(log(
+            Level::Warn,
+            &format!("stream '{name}' is not in the configured catalog: its records are not sent and are counted as rejected"),
+        )),
+        Event::AlreadyDelivered => progress.already_delivered += 1,
+    }
+}
+
+/// Settles every record of a finished request and frees their keys for the next records.
+fn apply(
+    settled: Settled,
+    window: &mut AckWindow<Entry>,
+    scheduler: &mut Scheduler<Job>,
+) -> Result<(), Fatal> {
+    let acks = settled.result?;
+    for (job, ack) in settled.jobs.into_iter().zip(acks) {
+        window.settle(job.seq, ack);
+        if let Some(key) = job.order_key {
+            scheduler.release(key);
+        }
+    }
+    Ok(())
+}

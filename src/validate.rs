@@ -1,0 +1,124 @@
+//! Config validation against the same schema `spec` prints, with messages that name the field
+//! and say what is wrong in words a person can act on. Values of secret fields never appear.
+
+use jsonschema::error::ValidationErrorKind;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::spec::connection_specification;
+
+/// Every way a config can be refused, each already phrased for the user.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid config: {}", .0.join("; "))]
+pub struct ConfigError(pub Vec<String>);
+
+/// Validates the raw config JSON and turns it into a [`Config`], or names every violation.
+pub fn load_config(raw: &Value) -> Result<Config, ConfigError> {
+    let schema = connection_specification();
+    let validator = jsonschema::draft7::new(&schema)
+        .map_err(|e| ConfigError(vec![format!("internal: the spec does not compile: {e}")]))?;
+    let mut problems: Vec<String> = validator.iter_errors(raw).map(|e| describe(&e)).collect();
+    problems.dedup();
+    if !problems.is_empty() {
+        return Err(ConfigError(problems));
+    }
+    let config: Config =
+        serde_json::from_value(raw.clone()).map_err(|e| ConfigError(vec![e.to_string()]))?;
+    let mut problems = Vec::new();
+    if let Err(e) = url::Url::parse(&config.url) {
+        problems.push(format!("url: not a valid URL ({e})"));
+    }
+    problems.extend(
+        crate::headers::static_headers(&config)
+            .err()
+            .map(|e| e.to_string()),
+    );
+    problems.extend(
+        crate::tls::client_config(config.tls.as_ref())
+            .err()
+            .map(|e| e.to_string()),
+    );
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError(problems))
+    }
+}
+
+fn describe(error: &jsonschema::ValidationError) -> String {
+    let path = error
+        .instance_path()
+        .as_str()
+        .trim_start_matches('/')
+        .replace('/', ".");
+    let field = if path.is_empty() {
+        "config".to_string()
+    } else {
+        path
+    };
+    let what = match error.kind() {
+        ValidationErrorKind::Enum { options } => {
+            let choices: Vec<String> = options
+                .as_array()
+                .map(|a| a.iter().map(|o| o.as_str().map(String::from).unwrap_or(o.to_string())).collect())
+                .unwrap_or_default();
+            format!("{} is not one of {}", error.instance(), choices.join(", "))
+                .replace('"', "'")
+        }
+        ValidationErrorKind::Required { property } => {
+            return format!("{field}: missing required field {}", property.to_string().replace('"', "'"))
+        }
+        ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::OneOfMultipleValid { .. } => {
+            "does not match any of the allowed shapes (check its 'type' and the fields that type needs)"
+                .to_string()
+        }
+        _ => error.masked().to_string(),
+    };
+    format!("{field}: {what}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn problems(v: Value) -> Vec<String> {
+        load_config(&v).unwrap_err().0
+    }
+
+    #[test]
+    fn accepts_old_valmi_configs() {
+        load_config(&json!({"url": "http://localhost:9090", "method": "POST"})).unwrap();
+        load_config(
+            &json!({"url": "http://h/x", "method": "GET", "headers": ["A: b"],
+            "run_time_args": {"chunk_size": 4, "run_id": "x", "anything": {"else": 1}}}),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn names_each_field_and_what_is_wrong() {
+        assert_eq!(
+            problems(json!({"url": "http://h", "method": "PUT "})),
+            ["method: 'PUT ' is not one of POST, GET, PUT, PATCH"]
+        );
+        assert_eq!(
+            problems(json!({"method": "GET"})),
+            ["config: missing required field 'url'"]
+        );
+        let p = problems(json!({"url": "ftp://h", "concurrency": 0}));
+        assert!(p.iter().any(|m| m.starts_with("url: ")), "{p:?}");
+        assert!(p.iter().any(|m| m.starts_with("concurrency: ")), "{p:?}");
+    }
+
+    #[test]
+    fn never_echoes_a_secret_value() {
+        let p = problems(json!({"url": "http://h", "auth": {"type": "bearer", "token": 12345}}));
+        assert!(p.iter().all(|m| !m.contains("12345")), "{p:?}");
+        let p = problems(json!({"url": "http://h", "headers": ["Bad Header: s3cr3t-value"]}));
+        assert!(
+            p[0].contains("Bad Header") && !p[0].contains("s3cr3t"),
+            "{p:?}"
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! `write`: reads the config, catalogs and checkpoint, picks the dialect, and runs the sink.
+
+use std::path::PathBuf;
+
+use tokio::sync::mpsc;
+
+use crate::catalog::{self, ValmiCatalog};
+use crate::checkpoint::airbyte::AirbyteCheckpoints;
+use crate::checkpoint::valmi::ValmiCheckpoints;
+use crate::checkpoint::Checkpointer;
+use crate::config::Config;
+use crate::delivery::Deliverer;
+use crate::dialect::{airbyte::Airbyte, valmi::Valmi, Dialect, Wire};
+use crate::output::Output;
+use crate::protocol::{log, FailureType, Fatal, Level};
+use crate::sink::{Ending, Sink};
+use crate::{files, reader, resume, validate};
+
+#[derive(Debug, clap::Args)]
+pub struct WriteArgs {
+    /// Connector config (JSON)
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Valmi: the source catalog (with id_key); Airbyte: the ConfiguredAirbyteCatalog
+    #[arg(long)]
+    pub catalog: PathBuf,
+    /// Valmi's destination catalog; its presence selects the Valmi dialect
+    #[arg(long = "destination_catalog")]
+    pub destination_catalog: Option<PathBuf>,
+    /// Valmi checkpoint to resume from
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Print every request that would be sent (as LOG messages) and send nothing
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+}
+
+/// Everything `write` needs, read and checked before the first record.
+struct Plan {
+    config: Config,
+    dialect: Dialect,
+    checkpointer: Checkpointer,
+    description: String,
+}
+
+fn plan(args: &WriteArgs, out: &mut Output) -> Result<Plan, Fatal> {
+    let config_error =
+        |message: String| Fatal::new(FailureType::ConfigError, message, String::new());
+    let raw = files::read_json(&args.config, "config").map_err(config_error)?;
+    let config = validate::load_config(&raw).map_err(|e| config_error(e.to_string()))?;
+    out.set_scrubber(crate::redact::Scrubber::new(config.secrets()));
+    let catalog = files::read_json(&args.catalog, "catalog").map_err(config_error)?;
+    let wire = Wire {
+        method: config.method,
+        url: config.url.clone(),
+    };
+    let (dialect, checkpointer, dialect_name) = match &args.destination_catalog {
+        Some(path) => {
+            let destination =
+                files::read_json(path, "destination catalog").map_err(config_error)?;
+            let valmi = ValmiCatalog::parse(&destination, &catalog)
+                .map_err(|e| config_error(e.to_string()))?;
+            let resume = match &args.state {
+                Some(path) => {
+                    resume::parse(&files::read_json(path, "state").map_err(config_error)?)
+                }
+                None => resume::Resume::default(),
+            };
+            let checkpoints = ValmiCheckpoints::new(
+                config.chunk_size(),
+                config.records_per_metric(),
+                resume.chunk_id,
+                resume.last_row_num,
+            );
+            let dialect = Valmi::new(wire, valmi, config.run_scope(), resume.last_row_num);
+            (
+                Dialect::Valmi(dialect),
+                Checkpointer::Valmi(checkpoints),
+                "Valmi",
+            )
+        }
+        None => {
+            let streams =
+                catalog::parse_airbyte(&catalog).map_err(|e| config_error(e.to_string()))?;
+            (
+                Dialect::Airbyte(Airbyte::new(wire, streams)),
+                Checkpointer::Airbyte(AirbyteCheckpoints::default()),
+                "Airbyte",
+            )
+        }
+    };
+    let description = format!(
+        "{}writing to {} with {} ({dialect_name} dialect), concurrency {}, batch size {}, timeout {}s, max retries {}",
+        if args.dry_run { "dry run (nothing is sent): " } else { "" },
+        config.display_url(),
+        config.method.as_str(),
+        config.concurrency,
+        config.batch_size,
+        config.timeout().as_secs_f64(),
+        config.max_retries()
+    );
+    Ok(Plan {
+        config,
+        dialect,
+        checkpointer,
+        description,
+    })
+}
+
+pub fn run(args: &WriteArgs, out: &mut Output) -> Result<Ending, crate::output::Closed> {
+    let plan = match plan(args, out) {
+        Ok(plan) => plan,
+        Err(fatal) => return Ok(Ending::Failed(fatal)),
+    };
+    out.emit(&log(Level::Info, &plan.description))?;
+    let deliverer = match Deliverer::new(&plan.config, args.dry_run) {
+        Ok(d) => d,
+        Err(message) => {
+            return Ok(Ending::Failed(Fatal::new(
+                FailureType::ConfigError,
+                message,
+                String::new(),
+            )))
+        }
+    };
+    let batch_size = if plan.config.method == crate::config::Method::Get {
+        1
+    } else {
+        plan.config.batch_size as usize
+    };
+    let sink = Sink {
+        deliverer,
+        checkpointer: plan.checkpointer,
+        concurrency: plan.config.concurrency.max(1) as usize,
+        batch_size: batch_size.max(1),
+        grace: plan.config.timeout(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("start the runtime");
+    runtime.block_on(async {
+        let (tx, rx) = mpsc::channel(4);
+        reader::spawn(std::io::stdin(), plan.dialect, tx);
+        sink.run(rx, out).await
+    })
+}
