@@ -150,7 +150,7 @@ mod tests {
     use super::*;
 
     fn fixture(path: &str) -> Value {
-        let full = format!("{}/../shared/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+        let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(&full).unwrap()).unwrap()
     }
 

@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn reproduces_the_original_cadence() {
         let golden: Vec<Value> = include_str!(
-            "../../../shared/fixtures/valmi/observed/states_8records_chunk4_rpm2.jsonl"
+            "../../tests/fixtures/valmi/observed/states_8records_chunk4_rpm2.jsonl"
         )
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
