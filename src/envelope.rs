@@ -126,6 +126,27 @@ mod tests {
         assert_eq!(serde_json::to_string(&f).unwrap(), r#"{"x":3,"y":2}"#);
     }
 
+    proptest::proptest! {
+        /// Any field names and values: the envelope parses back with the wire-format key order
+        /// and the payload's fields in insertion order, last value winning.
+        #[test]
+        fn envelope_round_trips(fields in proptest::collection::vec((".*", proptest::num::i64::ANY), 0..8), id in proptest::num::u64::ANY) {
+            let raws: Vec<(String, Box<RawValue>)> = fields.iter().map(|(k, v)| (k.clone(), raw(&v.to_string()))).collect();
+            let mut payload = RawFields::default();
+            let mut expected = serde_json::Map::new();
+            for (k, v) in &raws {
+                payload.set(k, v);
+                expected.insert(k.clone(), serde_json::from_str(v.get()).unwrap());
+            }
+            let text = serde_json::to_string(&Envelope { message_id: id, sync_mode: "mirror", stream: Some("s"), payload }).unwrap();
+            let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let keys: Vec<&String> = parsed.as_object().unwrap().keys().collect();
+            proptest::prop_assert_eq!(keys, ["_message_id", "_sync_mode", "_type", "_stream", "payload"]);
+            proptest::prop_assert_eq!(&parsed["_message_id"], &serde_json::json!(id));
+            proptest::prop_assert_eq!(parsed["payload"].as_object().unwrap(), &expected);
+        }
+    }
+
     #[test]
     fn batch_is_an_array_in_order() {
         let body = batch_body([&b"{\"a\":1}"[..], b"{\"a\":2}"].into_iter());

@@ -102,6 +102,41 @@ mod tests {
         assert_eq!(out[1].1, "1.50");
     }
 
+    fn arbitrary_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::vec((any::<String>(), inner), 0..5)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever the record, the query decodes back to exactly the flattened pairs, in
+        /// order, followed by the envelope fields.
+        #[test]
+        fn query_decodes_to_the_flattened_values(payload in arbitrary_json(), id in 1u64..u64::MAX) {
+            let mut expected = Vec::new();
+            flatten("", &payload, &mut expected);
+            expected.push(("_message_id".to_string(), id.to_string()));
+            expected.push(("_sync_mode".to_string(), "upsert".to_string()));
+            let query = envelope_query(&payload, id, "upsert", None);
+            let decoded: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+            proptest::prop_assert_eq!(decoded, expected);
+        }
+    }
+
     #[test]
     fn appends_to_the_endpoint_query() {
         assert_eq!(

@@ -120,12 +120,11 @@ mod tests {
 
     #[test]
     fn reproduces_the_original_cadence() {
-        let golden: Vec<Value> = include_str!(
-            "../../tests/fixtures/valmi/observed/states_8records_chunk4_rpm2.jsonl"
-        )
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        let golden: Vec<Value> =
+            include_str!("../../tests/fixtures/valmi/observed/states_8records_chunk4_rpm2.jsonl")
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
         let mut c = ValmiCheckpoints::new(4, 2, None, None);
         let mut out = Vec::new();
         for (row, op) in [
