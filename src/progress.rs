@@ -11,6 +11,16 @@ use crate::metrics::Metrics;
 use crate::protocol::{log, Level};
 
 pub const INTERVAL: Duration = Duration::from_secs(10);
+/// How often the live line on a terminal's stderr is redrawn.
+pub const LIVE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The write loop's state at one moment, as progress reports show it.
+#[derive(Clone, Copy)]
+pub struct Snapshot {
+    pub in_flight: usize,
+    pub waiting: usize,
+    pub paused_for: Option<Duration>,
+}
 
 pub struct Progress {
     started: Instant,
@@ -50,31 +60,43 @@ impl Progress {
         }
     }
 
-    pub fn tick(
-        &mut self,
-        metrics: &Metrics,
-        in_flight: usize,
-        waiting: usize,
-        paused_for: Option<Duration>,
-    ) -> Value {
-        let now = Instant::now();
-        let rate = (metrics.requests() - self.last_requests) as f64
-            / now.duration_since(self.last_at).as_secs_f64().max(1e-3);
-        self.last_at = now;
-        self.last_requests = metrics.requests();
-        let pause = paused_for
+    /// One line of counts, shared by the live line and the progress LOG.
+    fn status(&self, metrics: &Metrics, now: Snapshot, rate: f64) -> String {
+        let pause = now
+            .paused_for
             .map(|d| format!(", endpoint asked to wait {:.1}s more", d.as_secs_f64()))
             .unwrap_or_default();
+        format!(
+            "{} acknowledged ({} delivered, {} rejected), {} requests in flight, {} records waiting, {} retries, {rate:.0} requests/s{pause}",
+            self.delivered + self.rejected,
+            self.delivered,
+            self.rejected,
+            now.in_flight,
+            now.waiting,
+            metrics.retries()
+        )
+    }
+
+    /// The progress LOG; its rate is over the time since the previous one.
+    pub fn tick(&mut self, metrics: &Metrics, now: Snapshot) -> Value {
+        let at = Instant::now();
+        let rate = (metrics.requests() - self.last_requests) as f64
+            / at.duration_since(self.last_at).as_secs_f64().max(1e-3);
+        self.last_at = at;
+        self.last_requests = metrics.requests();
         log(
             Level::Info,
-            &format!(
-                "progress: {} acknowledged ({} delivered, {} rejected), {in_flight} requests in flight, {waiting} records waiting, {} retries, {rate:.0} requests/s{pause}",
-                self.delivered + self.rejected,
-                self.delivered,
-                self.rejected,
-                metrics.retries()
-            ),
+            &format!("progress: {}", self.status(metrics, now, rate)),
         )
+    }
+
+    /// Redraws the live line (nothing happens unless stderr is a terminal).
+    pub fn redraw(&self, live: &LiveLine, metrics: &Metrics, now: Snapshot) {
+        if let Some(bar) = &live.0 {
+            let rate = metrics.requests() as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(self.status(metrics, now, rate));
+            bar.tick();
+        }
     }
 
     pub fn summary(&self, metrics: &Metrics, outcome: &str) -> Value {
@@ -102,5 +124,36 @@ impl Progress {
             text.push_str(&format!("; top rejection reasons: {}", top.join(", ")));
         }
         log(Level::Info, &text)
+    }
+}
+
+/// A progress line on stderr for a person watching a terminal; absent when stderr is a pipe or a
+/// file, so logs collected by an orchestrator stay clean.
+pub struct LiveLine(Option<indicatif::ProgressBar>);
+
+impl LiveLine {
+    pub fn for_stderr() -> Self {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return LiveLine(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .expect("valid template"),
+        );
+        LiveLine(Some(bar))
+    }
+
+    pub fn is_shown(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl Drop for LiveLine {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish();
+        }
     }
 }

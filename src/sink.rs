@@ -19,7 +19,7 @@ use crate::delivery::{Deliverer, Settled};
 use crate::dialect::Job;
 use crate::ordering::Scheduler;
 use crate::output::{Closed, Output};
-use crate::progress::{Progress, INTERVAL};
+use crate::progress::{LiveLine, Progress, Snapshot, INTERVAL, LIVE_INTERVAL};
 use crate::protocol::{log, FailureType, Fatal, Level};
 use crate::reader::Event;
 
@@ -66,6 +66,8 @@ impl Sink {
         let mut sigterm = signal(SignalKind::terminate()).expect("install SIGTERM handler");
         let mut sigint = signal(SignalKind::interrupt()).expect("install SIGINT handler");
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
+        let live = LiveLine::for_stderr();
+        let mut live_ticker = tokio::time::interval(LIVE_INTERVAL);
         let window_cap = self.window_cap();
         let deliverer = &self.deliverer;
 
@@ -125,8 +127,11 @@ impl Sink {
                     deadline = tokio::time::Instant::now() + self.grace;
                 }
                 _ = ticker.tick() => {
-                    let paused = deliverer.paused_until().map(|t| t - Instant::now());
-                    messages.push(progress.tick(&deliverer.metrics, in_flight.len(), window.len(), paused));
+                    let now = snapshot(deliverer, in_flight.len(), window.len());
+                    messages.push(progress.tick(&deliverer.metrics, now));
+                }
+                _ = live_ticker.tick(), if live.is_shown() => {
+                    progress.redraw(&live, &deliverer.metrics, snapshot(deliverer, in_flight.len(), window.len()));
                 }
                 _ = tokio::time::sleep_until(deadline), if stop.is_some() => break,
             }
@@ -205,6 +210,14 @@ fn admit(
             &format!("stream '{name}' is not in the configured catalog: its records are not sent and are counted as rejected"),
         )),
         Event::AlreadyDelivered => progress.already_delivered += 1,
+    }
+}
+
+fn snapshot(deliverer: &Deliverer, in_flight: usize, waiting: usize) -> Snapshot {
+    Snapshot {
+        in_flight,
+        waiting,
+        paused_for: deliverer.paused_until().map(|t| t - Instant::now()),
     }
 }
 
