@@ -55,14 +55,7 @@ pub fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ")
-                .to_string();
-            let fatal = Fatal::new(FailureType::ConfigError, format!("usage: {first}"), text);
+            let fatal = Fatal::new(FailureType::ConfigError, usage_message(&e), e.to_string());
             return finish(&mut out, Some(fatal), 2);
         }
     };
@@ -90,6 +83,9 @@ pub fn main() -> ExitCode {
                     )
                 }
             };
+            out.set_scrubber(crate::redact::Scrubber::new(
+                crate::redact::secrets_in_raw_config(&raw),
+            ));
             let status = match validate::load_config(&raw) {
                 Err(e) => connection_status(false, &e.to_string()),
                 Ok(config) => {
@@ -109,11 +105,26 @@ pub fn main() -> ExitCode {
         Command::Write(args) => match crate::write::run(&args, &mut out) {
             Err(_closed) => stdout_closed(),
             Ok(Ending::Completed) => ExitCode::SUCCESS,
-            Ok(Ending::Failed(fatal)) => finish(&mut out, Some(fatal), 1),
-            Ok(Ending::Interrupted("SIGINT")) => exit_now(130),
-            Ok(Ending::Interrupted(_)) => exit_now(143),
+            Ok(Ending::Stopped { fatal, exit_code }) => finish(&mut out, Some(fatal), exit_code),
         },
     }
+}
+
+/// clap's error as one line: what is wrong and, for missing pieces, which ones.
+fn usage_message(e: &clap::Error) -> String {
+    if e.kind() == clap::error::ErrorKind::MissingSubcommand
+        || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    {
+        return "usage: a command is required: spec, check --config CONFIG, discover --config CONFIG, or write --config CONFIG --catalog CATALOG [--destination_catalog DEST] [--state STATE]".into();
+    }
+    let text = e.to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    format!("usage: {}", parts.join(" ").trim_start_matches("error: "))
 }
 
 /// Prints the one answer of `spec`, `check` or `discover`; exit 0 once it is out.

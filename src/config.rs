@@ -304,7 +304,10 @@ impl Config {
         match &self.auth {
             Auth::None => {}
             Auth::Bearer { token } => out.push(token.clone()),
-            Auth::Basic { password, .. } => out.push(password.clone()),
+            Auth::Basic { username, password } => {
+                out.push(password.clone());
+                out.push(crate::headers::basic_credential(username, password));
+            }
             Auth::ApiKey { api_key, .. } => out.push(api_key.clone()),
         }
         out.extend(self.signing_secret.clone());
@@ -320,6 +323,14 @@ impl Config {
         }
         if let Ok(url) = url::Url::parse(&self.url) {
             if let Some(p) = url.password() {
+                let decoded = percent_encoding::percent_decode_str(p)
+                    .decode_utf8_lossy()
+                    .into_owned();
+                let user = percent_encoding::percent_decode_str(url.username())
+                    .decode_utf8_lossy()
+                    .into_owned();
+                out.push(crate::headers::basic_credential(&user, &decoded));
+                out.push(decoded);
                 out.push(p.to_string());
             }
         }

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderValue, CONTENT_ENCODING, LOCATION, RETRY_AFTER};
-use serde_json::Value;
 
 use crate::ack::Ack;
 use crate::config::{Compression, Config, Method, OnClientError};
@@ -18,7 +17,7 @@ use crate::dialect::Job;
 use crate::headers::{IDEMPOTENCY_KEY, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
 use crate::metrics::Metrics;
 use crate::policy::{self, Class};
-use crate::protocol::{log, FailureType, Fatal, Level};
+use crate::protocol::{log, FailureType, Fatal, Level, Message};
 use crate::redact::Scrubber;
 use crate::signing::Signer;
 
@@ -37,6 +36,8 @@ pub struct Deliverer {
     endpoint: String,
     signer: Option<Signer>,
     gzip: bool,
+    /// `batch_size` > 1: bodies are always JSON arrays.
+    batched: bool,
     max_retries: u32,
     timeout: Duration,
     on_client_error: OnClientError,
@@ -44,8 +45,10 @@ pub struct Deliverer {
     limiter: Option<DefaultDirectRateLimiter>,
     paused_until: Cell<Option<Instant>>,
     dry_run: bool,
+    /// The static headers as a dry run shows them, credentials redacted.
+    shown_headers: String,
     /// Messages produced while delivering (retries, dry-run requests), drained by the write loop.
-    logs: RefCell<Vec<Value>>,
+    logs: RefCell<Vec<Message>>,
     pub metrics: Metrics,
 }
 
@@ -53,6 +56,16 @@ pub struct Deliverer {
 pub struct Settled {
     pub jobs: Vec<Job>,
     pub result: Result<Vec<Ack>, Fatal>,
+}
+
+/// One request as every attempt sends it.
+struct Outgoing {
+    url: reqwest::Url,
+    /// The bytes on the wire (gzip-compressed when configured).
+    body: Bytes,
+    /// The bytes the signature covers: the uncompressed body; empty for GET.
+    signed: Bytes,
+    key: String,
 }
 
 /// How one attempt ended.
@@ -64,6 +77,9 @@ enum Attempt {
         excerpt: String,
     },
     Failed(String),
+    /// The TLS handshake failed for a reason that will not pass by retrying (untrusted
+    /// certificate, client certificate refused).
+    Tls(String),
 }
 
 /// What a whole request (all its attempts) came to, short of a fatal stop.
@@ -76,6 +92,7 @@ impl Deliverer {
     pub fn new(config: &Config, dry_run: bool) -> Result<Self, String> {
         let tls = crate::tls::client_config(config.tls.as_ref()).map_err(|e| e.to_string())?;
         let headers = crate::headers::static_headers(config).map_err(|e| e.to_string())?;
+        let shown_headers = crate::headers::shown(&headers);
         let concurrency = config.concurrency as usize;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls((*tls).clone())
@@ -87,7 +104,9 @@ impl Deliverer {
             .http1_only()
             .build()
             .map_err(|e| format!("could not build the HTTP client: {}", e.without_url()))?;
-        let url = reqwest::Url::parse(&config.url).map_err(|e| format!("url: {e}"))?;
+        // Credentials in the URL become the auth header (headers.rs); left in the URL, the
+        // client would send them as a second, competing Authorization header.
+        let url = reqwest::Url::parse(&config.display_url()).map_err(|e| format!("url: {e}"))?;
         let limiter = config
             .rate_limit_per_second
             .filter(|r| *r > 0.0)
@@ -102,6 +121,7 @@ impl Deliverer {
             endpoint: config.display_url(),
             signer: config.signing_secret.as_deref().map(Signer::new),
             gzip: config.compression == Compression::Gzip && config.method != Method::Get,
+            batched: config.batch_size > 1 && config.method != Method::Get,
             max_retries: config.max_retries(),
             timeout: config.timeout(),
             on_client_error: config.on_client_error,
@@ -109,6 +129,7 @@ impl Deliverer {
             limiter,
             paused_until: Cell::new(None),
             dry_run,
+            shown_headers,
             logs: RefCell::new(Vec::new()),
             metrics: Metrics::default(),
         })
@@ -118,7 +139,7 @@ impl Deliverer {
         &self.endpoint
     }
 
-    pub fn take_logs(&self) -> Vec<Value> {
+    pub fn take_logs(&self) -> Vec<Message> {
         std::mem::take(&mut self.logs.borrow_mut())
     }
 
@@ -160,26 +181,25 @@ impl Deliverer {
         })
     }
 
-    /// The request for a group: one envelope, or an array of them; GET carries its query.
+    /// The request for a group: one envelope (`batch_size` 1), or an array of them (even of one,
+    /// when batching: a receiver expecting arrays gets arrays); GET carries its query.
     fn request_parts(&self, jobs: &[Job]) -> (Bytes, String) {
-        if let [job] = jobs {
-            return (
-                Bytes::copy_from_slice(&job.body),
-                job.idempotency_key.clone(),
-            );
+        if let ([job], false) = (jobs, self.batched) {
+            return (job.body.clone(), job.idempotency_key.clone());
         }
-        let body = crate::envelope::batch_body(jobs.iter().map(|j| j.body.as_slice()));
+        let body = crate::envelope::batch_body(jobs.iter().map(|j| &j.body[..]));
         (
             Bytes::from(body),
             crate::idempotency::batch(jobs.iter().map(|j| j.idempotency_key.as_str())),
         )
     }
 
-    async fn send(&self, jobs: &[Job]) -> Result<Answer, Fatal> {
+    /// Everything an attempt sends, built once per request and reused by its retries.
+    fn outgoing(&self, jobs: &[Job]) -> Result<Outgoing, Fatal> {
         let (payload, key) = self.request_parts(jobs);
-        let (url, body) = if self.get {
-            let query = String::from_utf8_lossy(&payload);
-            let full = crate::flatten::append_query(self.url.as_str(), &query);
+        if self.get {
+            let full =
+                crate::flatten::append_query(self.url.as_str(), &String::from_utf8_lossy(&payload));
             let url = reqwest::Url::parse(&full).map_err(|e| {
                 Fatal::new(
                     FailureType::SystemError,
@@ -187,14 +207,32 @@ impl Deliverer {
                     e.to_string(),
                 )
             })?;
-            (url, Bytes::new())
-        } else if self.gzip {
-            (self.url.clone(), gzip(&payload))
+            return Ok(Outgoing {
+                url,
+                body: Bytes::new(),
+                signed: Bytes::new(),
+                key,
+            });
+        }
+        // A gzip body is signed uncompressed: receivers verify the body their framework hands
+        // them, which is decompressed, and Standard Webhooks libraries require UTF-8.
+        let body = if self.gzip {
+            gzip(&payload)
         } else {
-            (self.url.clone(), payload)
+            payload.clone()
         };
+        Ok(Outgoing {
+            url: self.url.clone(),
+            body,
+            signed: payload,
+            key,
+        })
+    }
+
+    async fn send(&self, jobs: &[Job]) -> Result<Answer, Fatal> {
+        let outgoing = self.outgoing(jobs)?;
         if self.dry_run {
-            self.log_dry_run(&url, &key, &body);
+            self.log_dry_run(&outgoing);
             return Ok(Answer::Delivered);
         }
         let label = jobs[0].label;
@@ -202,14 +240,19 @@ impl Deliverer {
         loop {
             self.wait_turn().await;
             let started = Instant::now();
-            let outcome = self.attempt(url.clone(), &key, &body).await;
+            let outcome = self.attempt(&outgoing).await;
             self.metrics.record_request(started.elapsed());
             let (reason, retry_after, pause) = match outcome {
                 Attempt::Answered { status, retry_after, location, excerpt } => match policy::classify(status) {
                     Class::Delivered => return Ok(Answer::Delivered),
                     Class::ClientError => return Ok(Answer::Refused { status, excerpt }),
                     Class::Redirect => {
-                        let to = location.map(|l| crate::redact::url_without_credentials(&l)).unwrap_or_else(|| "nowhere (no Location header)".into());
+                        let to = location
+                            .map(|l| match self.url.join(&l) {
+                                Ok(absolute) => crate::redact::url_without_credentials(absolute.as_str()),
+                                Err(_) => format!("{l:?} (not a valid URL)"),
+                            })
+                            .unwrap_or_else(|| "nowhere (no Location header)".into());
                         return Err(Fatal::new(
                             FailureType::ConfigError,
                             format!("{} answered HTTP {status} redirecting to {to}; redirects are not followed (a POST would turn into a GET, credentials would travel): set url to the final address", self.endpoint),
@@ -226,6 +269,13 @@ impl Deliverer {
                     Class::Retry { pause_endpoint } => (format!("HTTP {status} {excerpt}"), retry_after, pause_endpoint),
                 },
                 Attempt::Failed(reason) => (reason, None, false),
+                Attempt::Tls(reason) => {
+                    return Err(Fatal::new(
+                        FailureType::ConfigError,
+                        format!("{}: {reason}", self.endpoint),
+                        format!("{label}"),
+                    ))
+                }
             };
             if attempt >= self.max_retries {
                 return Err(Fatal::new(
@@ -273,9 +323,12 @@ impl Deliverer {
         }
     }
 
-    async fn attempt(&self, url: reqwest::Url, key: &str, body: &Bytes) -> Attempt {
-        let mut request = self.client.request(self.method.clone(), url);
-        let key_value = HeaderValue::from_str(key).expect("idempotency keys are URL-safe base64");
+    async fn attempt(&self, outgoing: &Outgoing) -> Attempt {
+        let mut request = self
+            .client
+            .request(self.method.clone(), outgoing.url.clone());
+        let key_value =
+            HeaderValue::from_str(&outgoing.key).expect("idempotency keys are URL-safe base64");
         request = request
             .header(IDEMPOTENCY_KEY, key_value.clone())
             .header(WEBHOOK_ID, key_value);
@@ -284,15 +337,16 @@ impl Deliverer {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            request = request
-                .header(WEBHOOK_TIMESTAMP, timestamp)
-                .header(WEBHOOK_SIGNATURE, signer.sign(key, timestamp, body));
+            request = request.header(WEBHOOK_TIMESTAMP, timestamp).header(
+                WEBHOOK_SIGNATURE,
+                signer.sign(&outgoing.key, timestamp, &outgoing.signed),
+            );
         }
         if self.gzip {
             request = request.header(CONTENT_ENCODING, "gzip");
         }
         if !self.get {
-            request = request.body(body.clone());
+            request = request.body(outgoing.body.clone());
         }
         let exchange = async {
             let mut response = request.send().await?;
@@ -319,9 +373,16 @@ impl Deliverer {
                 "no complete answer within {}s",
                 self.timeout.as_secs_f64()
             )),
-            Ok(Err(e)) => Attempt::Failed(self.scrubber.scrub(&describe_error(&e))),
+            Ok(Err(e)) => match crate::tls::explain(&e) {
+                Some(reason) => Attempt::Tls(reason),
+                None => Attempt::Failed(self.scrubber.scrub(&describe_error(&e))),
+            },
             Ok(Ok((status, retry_after, location, kept))) => {
-                let excerpt = self.scrubber.scrub(&excerpt(&kept));
+                let excerpt = if (200..300).contains(&status) {
+                    String::new()
+                } else {
+                    excerpt(&self.scrubber.scrub(&String::from_utf8_lossy(&kept)))
+                };
                 Attempt::Answered {
                     status,
                     retry_after,
@@ -332,21 +393,24 @@ impl Deliverer {
         }
     }
 
-    fn log_dry_run(&self, url: &reqwest::Url, key: &str, body: &Bytes) {
-        let shown_url = crate::redact::url_without_credentials(url.as_str());
+    fn log_dry_run(&self, outgoing: &Outgoing) {
+        let url = crate::redact::url_without_credentials(outgoing.url.as_str());
+        let signature = if self.signer.is_some() {
+            ", webhook-timestamp: <now>, webhook-signature: v1,<hmac>"
+        } else {
+            ""
+        };
+        let encoding = if self.gzip {
+            ", content-encoding: gzip (body shown uncompressed)"
+        } else {
+            ""
+        };
         let message = format!(
-            "dry run: {} {shown_url} idempotency-key={key}{} body={}",
+            "dry run: {} {url} headers: {}, idempotency-key: {key}, webhook-id: {key}{signature}{encoding} body: {}",
             self.method,
-            if self.signer.is_some() {
-                " (signed)"
-            } else {
-                ""
-            },
-            if self.gzip {
-                "<gzip>".into()
-            } else {
-                String::from_utf8_lossy(body).into_owned()
-            },
+            self.shown_headers,
+            String::from_utf8_lossy(&outgoing.signed),
+            key = outgoing.key,
         );
         self.logs
             .borrow_mut()
@@ -364,12 +428,17 @@ fn gzip(body: &[u8]) -> Bytes {
     Bytes::from(encoder.finish().expect("writing to memory"))
 }
 
-fn excerpt(body: &[u8]) -> String {
-    let cut = &body[..body.len().min(EXCERPT)];
-    let text = String::from_utf8_lossy(cut).replace(['\n', '\r'], " ");
+/// The start of a response body for a message; the body is scrubbed of secrets before it is
+/// cut, so a cut never leaves part of a secret behind.
+fn excerpt(body: &str) -> String {
+    let mut end = body.len().min(EXCERPT);
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = body[..end].replace(['\n', '\r'], " ");
     if text.trim().is_empty() {
         "(empty body)".into()
-    } else if body.len() > EXCERPT {
+    } else if body.len() > end {
         format!("{text}…")
     } else {
         text

@@ -76,10 +76,50 @@ pub fn static_headers(config: &Config) -> Result<HeaderMap, HeaderError> {
         header_value.set_sensitive(crate::redact::is_sensitive_header(name));
         map.append(header_name, header_value);
     }
-    if let Some((name, value)) = auth_header(&config.auth)? {
+    if let Some((name, value)) = auth_header(&effective_auth(config))? {
         map.insert(name, value);
     }
     Ok(map)
+}
+
+/// The configured auth, or Basic from credentials written in the URL (`https://user:pw@host`).
+/// Validation refuses a config that has both.
+fn effective_auth(config: &Config) -> Auth {
+    match (&config.auth, url::Url::parse(&config.url)) {
+        (Auth::None, Ok(url)) if !url.username().is_empty() || url.password().is_some() => {
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            Auth::Basic {
+                username: decode(url.username()),
+                password: decode(url.password().unwrap_or("")),
+            }
+        }
+        (auth, _) => auth.clone(),
+    }
+}
+
+/// The Basic credential as sent (`base64(user:password)`), which is a secret too.
+pub fn basic_credential(username: &str, password: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+}
+
+/// Headers as a dry run prints them: credentials replaced by `<redacted>`.
+pub fn shown(headers: &HeaderMap) -> String {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let text = if value.is_sensitive() {
+                "<redacted>"
+            } else {
+                value.to_str().unwrap_or("<binary>")
+            };
+            format!("{name}: {text}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn auth_header(auth: &Auth) -> Result<Option<(HeaderName, HeaderValue)>, HeaderError> {

@@ -4,11 +4,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::ack::Ack;
 use crate::metrics::Metrics;
-use crate::protocol::{log, Level};
+use crate::protocol::{log, Level, Message};
 
 pub const INTERVAL: Duration = Duration::from_secs(10);
 /// How often the live line on a terminal's stderr is redrawn.
@@ -78,7 +76,7 @@ impl Progress {
     }
 
     /// The progress LOG; its rate is over the time since the previous one.
-    pub fn tick(&mut self, metrics: &Metrics, now: Snapshot) -> Value {
+    pub fn tick(&mut self, metrics: &Metrics, now: Snapshot) -> Message {
         let at = Instant::now();
         let rate = (metrics.requests() - self.last_requests) as f64
             / at.duration_since(self.last_at).as_secs_f64().max(1e-3);
@@ -99,7 +97,7 @@ impl Progress {
         }
     }
 
-    pub fn summary(&self, metrics: &Metrics, outcome: &str) -> Value {
+    pub fn summary(&self, metrics: &Metrics, outcome: &str) -> Message {
         let secs = self.started.elapsed().as_secs_f64();
         let mut reasons: Vec<_> = self.reasons.iter().collect();
         reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));

@@ -158,9 +158,35 @@ pub enum FailureType {
     SystemError,
 }
 
+/// One message for stdout. Most are built as `Value`s; a rejected-record echo carries the
+/// record's data as raw text, which is never parsed again (it may be nested deeper than any
+/// parser allows).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Message {
+    Json(Value),
+    Raw(Box<RawValue>),
+}
+
+impl From<Value> for Message {
+    fn from(value: Value) -> Self {
+        Message::Json(value)
+    }
+}
+
+impl Message {
+    /// The message as a `Value`, for tests and inspection.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Message::Json(v) => v.clone(),
+            Message::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+        }
+    }
+}
+
 /// Messages written to stdout, each serialised as one compact JSON line.
-pub fn log(level: Level, message: &str) -> Value {
-    json!({"type": "LOG", "log": {"level": level, "message": message}})
+pub fn log(level: Level, message: &str) -> Message {
+    Message::Json(json!({"type": "LOG", "log": {"level": level, "message": message}}))
 }
 
 pub fn trace_error(failure_type: FailureType, message: &str, internal: &str) -> Value {

@@ -16,6 +16,9 @@ pub const MAX_LINE_BYTES: usize = 32 * 1024 * 1024;
 /// Events per hand-over: large enough to make the channel cost vanish, small enough to keep
 /// latency low when input trickles.
 const CHUNK: usize = 128;
+/// Input bytes per hand-over at most, so the channel's read-ahead stays small even when records
+/// are large.
+const CHUNK_BYTES: usize = 1024 * 1024;
 /// How much of a skipped line the WARN shows.
 const EXCERPT_BYTES: usize = 200;
 
@@ -51,6 +54,7 @@ fn read_all(input: impl Read, mut dialect: Dialect, tx: mpsc::Sender<Vec<Event>>
     let mut line = Vec::with_capacity(4096);
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut line_no = 0u64;
+    let mut chunk_bytes = 0usize;
     let mut message_id = 0u64;
     loop {
         line.clear();
@@ -62,6 +66,7 @@ fn read_all(input: impl Read, mut dialect: Dialect, tx: mpsc::Sender<Vec<Event>>
             break;
         }
         line_no += 1;
+        chunk_bytes += line.len();
         if oversized {
             chunk.push(Event::Malformed {
                 line_no,
@@ -72,12 +77,14 @@ fn read_all(input: impl Read, mut dialect: Dialect, tx: mpsc::Sender<Vec<Event>>
             handle_line(&line, line_no, &mut message_id, &mut dialect, &mut chunk);
         }
         // Hand over when full, or when the next read would wait for the writer of stdin.
-        if (chunk.len() >= CHUNK || reader.buffer().is_empty())
-            && tx
+        if chunk.len() >= CHUNK || chunk_bytes >= CHUNK_BYTES || reader.buffer().is_empty() {
+            chunk_bytes = 0;
+            if tx
                 .blocking_send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
                 .is_err()
-        {
-            return;
+            {
+                return;
+            }
         }
         if !complete {
             break;

@@ -67,6 +67,37 @@ impl Scrubber {
     }
 }
 
+/// Secret values in a config that has not been validated yet, found by field name, so even the
+/// messages about an invalid config cannot echo them.
+pub fn secrets_in_raw_config(raw: &serde_json::Value) -> Vec<String> {
+    const SECRET_FIELDS: [&str; 5] = [
+        "token",
+        "password",
+        "api_key",
+        "signing_secret",
+        "client_key",
+    ];
+    let mut found = Vec::new();
+    let mut stack = vec![raw];
+    while let Some(value) = stack.pop() {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    match v {
+                        serde_json::Value::String(s) if SECRET_FIELDS.contains(&key.as_str()) => {
+                            found.push(s.clone())
+                        }
+                        other => stack.push(other),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

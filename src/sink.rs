@@ -9,7 +9,6 @@
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use serde_json::Value;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
@@ -20,7 +19,7 @@ use crate::dialect::Job;
 use crate::ordering::Scheduler;
 use crate::output::{Closed, Output};
 use crate::progress::{LiveLine, Progress, Snapshot, INTERVAL, LIVE_INTERVAL};
-use crate::protocol::{log, FailureType, Fatal, Level};
+use crate::protocol::{log, FailureType, Fatal, Level, Message};
 use crate::reader::Event;
 
 pub struct Sink {
@@ -32,17 +31,31 @@ pub struct Sink {
     pub grace: Duration,
 }
 
-/// How a run ended; decides the exit code.
+/// How a run ended. A stopped run's TRACE ERROR is printed by the caller, last, after every
+/// STATE this loop emitted.
 pub enum Ending {
     Completed,
-    Failed(Fatal),
-    Interrupted(&'static str),
+    Stopped { fatal: Fatal, exit_code: u8 },
+}
+
+impl Ending {
+    /// A run that stops before its first record, e.g. for a bad config.
+    pub fn failed(fatal: Fatal) -> Self {
+        Ending::Stopped {
+            fatal,
+            exit_code: 1,
+        }
+    }
 }
 
 enum Stop {
     Fatal(Fatal),
     Signal(&'static str),
 }
+
+/// Bytes the window may hold (bodies and data of records not yet out of the settled prefix)
+/// before stdin stops being read: a few very large records must not grow memory with the input.
+const WINDOW_BYTES: usize = 64 * 1024 * 1024;
 
 impl Sink {
     /// Records admitted but not yet out of the settled prefix, at most.
@@ -56,10 +69,11 @@ impl Sink {
         out: &mut Output,
     ) -> Result<Ending, Closed> {
         let mut window: AckWindow<Entry> = AckWindow::default();
+        let mut window_bytes = 0usize;
         let mut scheduler: Scheduler<Job> = Scheduler::default();
         let mut in_flight = FuturesUnordered::new();
         let mut progress = Progress::default();
-        let mut messages: Vec<Value> = Vec::new();
+        let mut messages: Vec<Message> = Vec::new();
         let mut input_open = true;
         let mut stop: Option<Stop> = None;
         let mut deadline = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
@@ -83,6 +97,7 @@ impl Sink {
                 }
             }
             while let Some((entry, ack)) = window.pop_settled() {
+                window_bytes -= entry.size();
                 if let Entry::Record(_) = entry {
                     progress.settled(&ack);
                 }
@@ -100,7 +115,10 @@ impl Sink {
             if stop.is_some() && in_flight.is_empty() {
                 break;
             }
-            let reading = input_open && stop.is_none() && window.len() < window_cap;
+            let reading = input_open
+                && stop.is_none()
+                && window.len() < window_cap
+                && window_bytes < WINDOW_BYTES;
             tokio::select! {
                 Some(settled) = in_flight.next(), if !in_flight.is_empty() => {
                     if let Err(fatal) = apply(settled, &mut window, &mut scheduler) {
@@ -113,7 +131,7 @@ impl Sink {
                 events = input.recv(), if reading => match events {
                     Some(events) => {
                         for event in events {
-                            admit(event, &mut window, &mut scheduler, &mut progress, &mut messages);
+                            window_bytes += admit(event, &mut window, &mut scheduler, &mut progress, &mut messages);
                         }
                     }
                     None => input_open = false,
@@ -157,24 +175,18 @@ impl Sink {
                     &format!("sync stopped ({abandoned} requests abandoned in flight)"),
                 ));
                 match stop {
-                    Stop::Fatal(fatal) => Ending::Failed(fatal),
-                    Stop::Signal(name) => Ending::Interrupted(name),
+                    Stop::Fatal(fatal) => Ending::Stopped { fatal, exit_code: 1 },
+                    Stop::Signal(name) => Ending::Stopped {
+                        fatal: Fatal::new(
+                            FailureType::TransientError,
+                            format!("sync interrupted by {name}: the last STATE covers every record acknowledged; run again to resume"),
+                            format!("{} records delivered, {} rejected before the stop", progress.delivered, progress.rejected),
+                        ),
+                        exit_code: if name == "SIGINT" { 130 } else { 143 },
+                    },
                 }
             }
         };
-        if let Ending::Failed(fatal) = &ending {
-            messages.push(fatal.trace());
-        }
-        if let Ending::Interrupted(name) = &ending {
-            messages.push(
-                Fatal::new(
-                    FailureType::TransientError,
-                    format!("sync interrupted by {name}: the last STATE covers every record acknowledged; run again to resume"),
-                    format!("{} records delivered, {} rejected before the stop", progress.delivered, progress.rejected),
-                )
-                .trace(),
-            );
-        }
         for message in messages.drain(..) {
             out.emit(&message)?;
         }
@@ -183,34 +195,67 @@ impl Sink {
     }
 }
 
+/// Takes one reader event into the window (and the scheduler); returns the bytes it added.
 fn admit(
     event: Event,
     window: &mut AckWindow<Entry>,
     scheduler: &mut Scheduler<Job>,
     progress: &mut Progress,
-    messages: &mut Vec<Value>,
-) {
-    match event {
-        Event::Record(meta, mut job) => {
+    messages: &mut Vec<Message>,
+) -> usize {
+    let entry_size = |data: &Option<Box<serde_json::value::RawValue>>| {
+        data.as_ref().map_or(0, |d| d.get().len())
+    };
+    let (entry, ack) = match event {
+        Event::Record(mut meta, mut job) => {
+            meta.size = job.body.len() + entry_size(&meta.data);
+            let size = meta.size;
             job.seq = window.push(Entry::Record(meta), None);
             scheduler.admit(job.order_key, job);
+            return size;
         }
-        Event::Refused { meta, code, message } => {
-            window.push(Entry::Record(meta), Some(Ack::Rejected { code: code.to_string(), message }));
+        Event::Refused {
+            mut meta,
+            code,
+            message,
+        } => {
+            meta.size = entry_size(&meta.data);
+            (
+                Entry::Record(meta),
+                Ack::Rejected {
+                    code: code.to_string(),
+                    message,
+                },
+            )
         }
-        Event::State(raw, scope) => {
-            window.push(Entry::State(raw, scope), Some(Ack::Delivered));
-        }
-        Event::Malformed { line_no, excerpt, reason } => {
+        Event::State(raw, scope) => (Entry::State(raw, scope), Ack::Delivered),
+        Event::Malformed {
+            line_no,
+            excerpt,
+            reason,
+        } => {
             progress.skipped_lines += 1;
-            messages.push(log(Level::Warn, &format!("skipped input line {line_no} ({reason}): {excerpt}")));
+            messages.push(log(
+                Level::Warn,
+                &format!("skipped input line {line_no} ({reason}): {excerpt}"),
+            ));
+            return 0;
         }
-        Event::UnknownStream(name) => messages.push(log(
-            Level::Warn,
-            &format!("stream '{name}' is not in the configured catalog: its records are not sent and are counted as rejected"),
-        )),
-        Event::AlreadyDelivered => progress.already_delivered += 1,
-    }
+        Event::UnknownStream(name) => {
+            messages.push(log(
+                Level::Warn,
+                &format!("stream '{name}' is not in the configured catalog: its records are not sent and are counted as rejected"),
+            ));
+            return 0;
+        }
+        Event::AlreadyDelivered => {
+            progress.already_delivered += 1;
+            return 0;
+        }
+    };
+    let size = entry.size();
+    window.push(entry, Some(ack));
+    size
 }
 
 fn snapshot(deliverer: &Deliverer, in_flight: usize, waiting: usize) -> Snapshot {

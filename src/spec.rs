@@ -42,7 +42,8 @@ pub fn spec() -> Value {
 
 /// Shapes schemars' output the way Airbyte's UI and checks read it: an optional field is left
 /// out rather than `null` (one plain type per field), a doc comment's first paragraph is the
-/// title, and Rust's numeric formats (`uint32`, `double`) are not JSON Schema formats.
+/// title, a `oneOf` holder says it is an object (Airbyte's `test_oneof_usage`), and Rust's
+/// numeric formats (`uint32`, `double`) are not JSON Schema formats.
 fn tidy(value: &mut Value) {
     match value {
         Value::Object(map) => {
@@ -59,6 +60,9 @@ fn tidy(value: &mut Value) {
                     map.remove("description");
                     map.insert("title".into(), Value::String(title));
                 }
+            }
+            if map.contains_key("oneOf") && !map.contains_key("type") {
+                map.insert("type".into(), Value::String("object".into()));
             }
             if map
                 .get("format")

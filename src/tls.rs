@@ -65,3 +65,42 @@ pub fn client_config(tls: Option<&TlsConfig>) -> Result<Arc<ClientConfig>, TlsEr
     };
     Ok(Arc::new(config))
 }
+
+/// A TLS failure in words a person can act on, or `None` when the error is not about TLS.
+pub fn explain(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut source = Some(error);
+    while let Some(mut e) = source {
+        // An io::Error hides what it wraps from `source()`; look inside (they nest).
+        while let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            e = inner;
+        }
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(match tls {
+                rustls::Error::InvalidCertificate(reason) => format!(
+                    "TLS certificate not trusted: {reason:?}; if the server uses a private CA, set tls.ca_certificate"
+                ),
+                rustls::Error::AlertReceived(alert) => format!(
+                    "the server refused the TLS handshake ({alert:?}); if it requires a client certificate, set tls.client_certificate and tls.client_key"
+                ),
+                rustls::Error::InvalidMessage(_) => {
+                    "the server did not answer in TLS; is it plain http on this port?".to_string()
+                }
+                other => format!("TLS failed: {other}"),
+            });
+        }
+        source = e.source();
+    }
+    None
+}
+
+/// `check`'s message for a failed handshake.
+pub fn describe_failure(e: &std::io::Error, shown: &str) -> String {
+    let tls = e.get_ref().and_then(|inner| explain(inner));
+    match tls {
+        Some(text) => format!("{text} (server {shown})"),
+        None => format!("TLS handshake with {shown} failed: {e}"),
+    }
+}

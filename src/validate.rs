@@ -25,8 +25,12 @@ pub fn load_config(raw: &Value) -> Result<Config, ConfigError> {
     let config: Config =
         serde_json::from_value(raw.clone()).map_err(|e| ConfigError(vec![e.to_string()]))?;
     let mut problems = Vec::new();
-    if let Err(e) = url::Url::parse(&config.url) {
-        problems.push(format!("url: not a valid URL ({e})"));
+    match url::Url::parse(&config.url) {
+        Err(e) => problems.push(format!("url: not a valid URL ({e})")),
+        Ok(url) if url.password().is_some() && !matches!(config.auth, crate::config::Auth::None) => problems.push(
+            "url: carries credentials (user:password@) and auth is also set; keep only one of them".to_string(),
+        ),
+        Ok(_) => {}
     }
     problems.extend(
         crate::headers::static_headers(&config)
@@ -72,6 +76,7 @@ fn describe(error: &jsonschema::ValidationError) -> String {
             "does not match any of the allowed shapes (check its 'type' and the fields that type needs)"
                 .to_string()
         }
+        ValidationErrorKind::Pattern { .. } if field == "url" => "must start with http:// or https://".to_string(),
         _ => error.masked().to_string(),
     };
     format!("{field}: {what}")

@@ -47,6 +47,9 @@ fn plan(args: &WriteArgs, out: &mut Output) -> Result<Plan, Fatal> {
     let config_error =
         |message: String| Fatal::new(FailureType::ConfigError, message, String::new());
     let raw = files::read_json(&args.config, "config").map_err(config_error)?;
+    out.set_scrubber(crate::redact::Scrubber::new(
+        crate::redact::secrets_in_raw_config(&raw),
+    ));
     let config = validate::load_config(&raw).map_err(|e| config_error(e.to_string()))?;
     out.set_scrubber(crate::redact::Scrubber::new(config.secrets()));
     let catalog = files::read_json(&args.catalog, "catalog").map_err(config_error)?;
@@ -110,13 +113,13 @@ fn plan(args: &WriteArgs, out: &mut Output) -> Result<Plan, Fatal> {
 pub fn run(args: &WriteArgs, out: &mut Output) -> Result<Ending, crate::output::Closed> {
     let plan = match plan(args, out) {
         Ok(plan) => plan,
-        Err(fatal) => return Ok(Ending::Failed(fatal)),
+        Err(fatal) => return Ok(Ending::failed(fatal)),
     };
     out.emit(&log(Level::Info, &plan.description))?;
     let deliverer = match Deliverer::new(&plan.config, args.dry_run) {
         Ok(d) => d,
         Err(message) => {
-            return Ok(Ending::Failed(Fatal::new(
+            return Ok(Ending::failed(Fatal::new(
                 FailureType::ConfigError,
                 message,
                 String::new(),

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::Entry;
 use crate::ack::Ack;
 use crate::dialect::Scope;
-use crate::protocol::{log, Level};
+use crate::protocol::{log, Level, Message};
 
 pub const MAX_REJECTION_LOGS: u64 = 100;
 
@@ -24,7 +24,7 @@ pub struct AirbyteCheckpoints {
 }
 
 impl AirbyteCheckpoints {
-    pub fn settled(&mut self, entry: Entry, ack: Ack, out: &mut Vec<Value>) {
+    pub fn settled(&mut self, entry: Entry, ack: Ack, out: &mut Vec<Message>) {
         match entry {
             Entry::Record(meta) => {
                 let rejected = u64::from(ack != Ack::Delivered);
@@ -61,12 +61,12 @@ impl AirbyteCheckpoints {
                         json!({"recordCount": records as f64, "rejectedRecordCount": rejected as f64}),
                     );
                 }
-                out.push(json!({"type": "STATE", "state": state}));
+                out.push(json!({"type": "STATE", "state": state}).into());
             }
         }
     }
 
-    pub fn finish(&mut self, out: &mut Vec<Value>) {
+    pub fn finish(&mut self, out: &mut Vec<Message>) {
         if self.unlogged_rejections > 0 {
             out.push(log(
                 Level::Warn,
@@ -96,6 +96,7 @@ mod tests {
             stream: "s".into(),
             scope,
             data: None,
+            size: 0,
         })
     }
 
@@ -129,6 +130,7 @@ mod tests {
             Ack::Delivered,
             &mut out,
         );
+        let out: Vec<Value> = out.iter().map(Message::to_value).collect();
         assert_eq!(out[0]["log"]["level"], "WARN");
         assert_eq!(
             serde_json::to_string(&out[1]["state"]["destinationStats"]).unwrap(),

@@ -4,8 +4,8 @@
 pub mod airbyte;
 pub mod valmi;
 
+use crate::protocol::Message;
 use serde_json::value::RawValue;
-use serde_json::Value;
 
 use crate::ack::Ack;
 use crate::dialect::{RecordMeta, Scope};
@@ -16,6 +16,16 @@ pub enum Entry {
     State(Box<RawValue>, Scope),
 }
 
+impl Entry {
+    /// Bytes the entry holds while in the window.
+    pub fn size(&self) -> usize {
+        match self {
+            Entry::Record(meta) => meta.size,
+            Entry::State(raw, _) => raw.get().len(),
+        }
+    }
+}
+
 pub enum Checkpointer {
     Valmi(valmi::ValmiCheckpoints),
     Airbyte(airbyte::AirbyteCheckpoints),
@@ -23,7 +33,7 @@ pub enum Checkpointer {
 
 impl Checkpointer {
     /// One entry left the window (in input order).
-    pub fn settled(&mut self, entry: Entry, ack: Ack, out: &mut Vec<Value>) {
+    pub fn settled(&mut self, entry: Entry, ack: Ack, out: &mut Vec<Message>) {
         match self {
             Checkpointer::Valmi(c) => c.settled(entry, ack, out),
             Checkpointer::Airbyte(c) => c.settled(entry, ack, out),
@@ -31,18 +41,18 @@ impl Checkpointer {
     }
 
     /// Input ended and every record is settled.
-    pub fn finish(&mut self, out: &mut Vec<Value>) {
+    pub fn finish(&mut self, out: &mut Vec<Message>) {
         match self {
-            Checkpointer::Valmi(c) => out.push(c.state(true, true)),
+            Checkpointer::Valmi(c) => out.push(c.state(true, true).into()),
             Checkpointer::Airbyte(c) => c.finish(out),
         }
     }
 
     /// The run stops early (fatal error, signal): report the prefix without committing a
     /// partial chunk.
-    pub fn interrupted(&mut self, out: &mut Vec<Value>) {
+    pub fn interrupted(&mut self, out: &mut Vec<Message>) {
         match self {
-            Checkpointer::Valmi(c) if c.has_progress() => out.push(c.state(false, false)),
+            Checkpointer::Valmi(c) if c.has_progress() => out.push(c.state(false, false).into()),
             Checkpointer::Valmi(_) => {}
             Checkpointer::Airbyte(c) => c.finish(out),
         }

@@ -2,11 +2,13 @@
 //! every `chunk_size` records (counts reset, next chunk), a final `finished` STATE. Counts are
 //! per `_valmi_sync_op`, rejected records under `rejected`.
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::Entry;
 use crate::ack::Ack;
-use crate::protocol::now_millis;
+use crate::protocol::{now_millis, Message};
 
 pub struct ValmiCheckpoints {
     chunk_size: u64,
@@ -40,18 +42,15 @@ impl ValmiCheckpoints {
         self.settled > 0
     }
 
-    pub fn settled(&mut self, entry: Entry, ack: Ack, out: &mut Vec<Value>) {
+    pub fn settled(&mut self, entry: Entry, ack: Ack, out: &mut Vec<Message>) {
         let Entry::Record(meta) = entry else { return };
         if let Some((code, message)) = super::rejection_text(&meta, &ack) {
-            out.push(json!({"type": "RECORD", "record": {
-                "stream": &*meta.stream,
-                "data": meta.data,
-                "emitted_at": now_millis(),
-                "rejected": true,
-                "rejection_code": code,
-                "rejection_message": message,
-                "metric_type": "rejected",
-            }}));
+            out.push(rejected_echo(
+                &meta.stream,
+                meta.data.as_deref(),
+                &code,
+                &message,
+            ));
         }
         let bucket = match ack {
             Ack::Delivered => meta.op.into_owned(),
@@ -65,7 +64,7 @@ impl ValmiCheckpoints {
         self.settled += 1;
         let commit = self.settled.is_multiple_of(self.chunk_size);
         if commit || self.settled.is_multiple_of(self.per_metric) {
-            out.push(self.state(false, commit));
+            out.push(self.state(false, commit).into());
         }
         if commit {
             self.counts.clear();
@@ -91,6 +90,39 @@ impl ValmiCheckpoints {
     }
 }
 
+/// The echo of a rejected record, with its data copied as raw text (never re-parsed).
+fn rejected_echo(stream: &str, data: Option<&RawValue>, code: &str, message: &str) -> Message {
+    #[derive(Serialize)]
+    struct Echo<'a> {
+        stream: &'a str,
+        data: Option<&'a RawValue>,
+        emitted_at: u64,
+        rejected: bool,
+        rejection_code: &'a str,
+        rejection_message: &'a str,
+        metric_type: &'static str,
+    }
+    #[derive(Serialize)]
+    struct Record<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        record: Echo<'a>,
+    }
+    let echo = Record {
+        kind: "RECORD",
+        record: Echo {
+            stream,
+            data,
+            emitted_at: now_millis(),
+            rejected: true,
+            rejection_code: code,
+            rejection_message: message,
+            metric_type: "rejected",
+        },
+    };
+    Message::Raw(serde_json::value::to_raw_value(&echo).expect("raw JSON always serialises"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +139,7 @@ mod tests {
             stream: "s".into(),
             scope: 0,
             data: Some(serde_json::from_str(r#"{"id":1}"#).unwrap()),
+            size: 0,
         })
     }
 
@@ -139,7 +172,8 @@ mod tests {
         ] {
             c.settled(record(row, op), Ack::Delivered, &mut out);
         }
-        out.push(c.state(true, true));
+        out.push(c.state(true, true).into());
+        let out: Vec<Value> = out.iter().map(Message::to_value).collect();
         assert_eq!(out[4]["state"]["data"]["last_row_num"], 8);
         let out: Vec<Value> = out.into_iter().map(without_last_row).collect();
         assert_eq!(out, golden);
@@ -162,6 +196,7 @@ mod tests {
             },
             &mut out,
         );
+        let out: Vec<Value> = out.iter().map(Message::to_value).collect();
         assert_eq!(out[0]["record"]["rejected"], true);
         assert_eq!(out[0]["record"]["rejection_code"], "400");
         assert_eq!(out[0]["record"]["data"]["id"], 1);

@@ -27,8 +27,11 @@ pub struct Airbyte {
     streams: Vec<Stream>,
     /// (namespace, name) → stream id; ids past the catalog's are streams it does not list.
     ids: HashMap<(Option<String>, String), u32>,
-    known: usize,
-    unknown_reported: Vec<String>,
+    /// The id the next stream missing from the catalog gets.
+    next_unknown: u32,
+    /// Missing streams already warned about, and those whose warning is still to be taken.
+    warned: std::collections::HashSet<String>,
+    pending_warnings: Vec<String>,
 }
 
 impl Airbyte {
@@ -37,8 +40,9 @@ impl Airbyte {
             wire,
             streams: Vec::new(),
             ids: HashMap::new(),
-            known: catalog.len(),
-            unknown_reported: Vec::new(),
+            next_unknown: catalog.len() as u32,
+            warned: Default::default(),
+            pending_warnings: Vec::new(),
         };
         for s in catalog {
             let label = match &s.namespace {
@@ -66,7 +70,22 @@ impl Airbyte {
         if let Some(id) = self.ids.get(&key) {
             return *id;
         }
-        let id = self.streams.len() as u32 + (self.ids.len() - self.known) as u32;
+        let by_name: Vec<u32> = match namespace {
+            None => self
+                .ids
+                .iter()
+                .filter(|((_, n), id)| n == name && (**id as usize) < self.streams.len())
+                .map(|(_, id)| *id)
+                .collect(),
+            Some(_) => Vec::new(),
+        };
+        let id = match by_name.as_slice() {
+            [only] => *only,
+            _ => {
+                self.next_unknown += 1;
+                self.next_unknown - 1
+            }
+        };
         self.ids.insert(key, id);
         id
     }
@@ -82,8 +101,8 @@ impl Airbyte {
                 Some(ns) => format!("{ns}.{}", record.stream),
                 None => record.stream.to_string(),
             };
-            if !self.unknown_reported.contains(&name) {
-                self.unknown_reported.push(name.clone());
+            if self.warned.insert(name.clone()) {
+                self.pending_warnings.push(name.clone());
             }
             let meta = RecordMeta {
                 label,
@@ -91,6 +110,7 @@ impl Airbyte {
                 stream: Arc::from(name),
                 scope: id,
                 data: None,
+                size: 0,
             };
             return Prepared::Refuse {
                 meta,
@@ -104,6 +124,7 @@ impl Airbyte {
             stream: stream.label.clone(),
             scope: id,
             data: None,
+            size: 0,
         };
         if !record.data.get().starts_with('{') {
             return Prepared::Refuse {
@@ -155,7 +176,7 @@ impl Airbyte {
             meta,
             Job {
                 seq: 0,
-                body,
+                body: body.into(),
                 order_key,
                 idempotency_key,
                 label,
@@ -194,7 +215,7 @@ impl Airbyte {
     }
 
     pub fn take_unknown_stream(&mut self) -> Option<String> {
-        self.unknown_reported.pop()
+        self.pending_warnings.pop()
     }
 }
 

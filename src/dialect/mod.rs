@@ -47,6 +47,8 @@ pub struct RecordMeta {
     pub scope: u32,
     /// Valmi only: the input data, echoed back if the record is rejected.
     pub data: Option<Box<RawValue>>,
+    /// Bytes this record holds while in the window (request body and data), set on admission.
+    pub size: usize,
 }
 
 /// What the delivery side needs to send a record.
@@ -54,7 +56,7 @@ pub struct RecordMeta {
 pub struct Job {
     pub seq: u64,
     /// The envelope JSON, or for GET the query string.
-    pub body: Vec<u8>,
+    pub body: bytes::Bytes,
     pub order_key: Option<u64>,
     pub idempotency_key: String,
     pub label: RecordLabel,

@@ -83,6 +83,7 @@ impl Valmi {
             stream,
             scope: 0,
             data: Some(record.data.to_owned()),
+            size: 0,
         };
         let refuse = |meta, code, message: &str| Prepared::Refuse {
             meta,
@@ -152,7 +153,7 @@ impl Valmi {
             idempotency::valmi(self.run_scope.as_deref(), row, record.data.get().as_bytes());
         let job = Job {
             seq: 0,
-            body,
+            body: body.into(),
             order_key,
             idempotency_key,
             label: meta.label,
