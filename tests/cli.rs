@@ -9,7 +9,9 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{path_str, run, Run, Workdir};
+use common::{
+    closed_port, messages_of_type, path_str, run, run_check, str_args, write_args, Run, Workdir,
+};
 use serde_json::{json, Value};
 use webhook_receiver::Receiver;
 
@@ -37,8 +39,8 @@ fn repo_json(rel: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel} is not JSON: {e}"))
 }
 
-/// The one answer of `spec`/`check`/`discover`: exactly one stdout line, exit 0, no panic.
-fn only_answer<'a>(run: &'a Run, kind: &str) -> &'a Value {
+/// The message of a run that printed exactly one stdout line.
+fn only_message(run: &Run) -> &Value {
     assert_eq!(
         run.stdout.lines().count(),
         1,
@@ -46,38 +48,38 @@ fn only_answer<'a>(run: &'a Run, kind: &str) -> &'a Value {
         run.stdout,
         run.stderr
     );
-    assert_eq!(run.messages[0]["type"], kind, "stdout: {}", run.stdout);
+    &run.messages[0]
+}
+
+/// The one answer of `spec`/`check`/`discover`: exactly one stdout line, exit 0, no panic.
+fn only_answer<'a>(run: &'a Run, kind: &str) -> &'a Value {
+    assert_eq!(only_message(run)["type"], kind, "stdout: {}", run.stdout);
     assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
     assert!(!run.stderr.contains("panicked"), "stderr: {}", run.stderr);
     &run.messages[0]
 }
 
-/// Runs `check` with `config` written to a temporary file; returns (status, message).
-fn check(config: &Value) -> (String, String) {
-    let work = Workdir::new();
-    let path = work.write_json("config.json", config);
-    check_file(&path)
-}
-
-fn check_file(path: &Path) -> (String, String) {
-    let run = run(&["check", "--config", path_str(path)], b"");
-    let status = &only_answer(&run, "CONNECTION_STATUS")["connectionStatus"];
+/// The only answer of a `check` run: (status, message).
+fn status_of(run: &Run) -> (String, String) {
+    let status = &only_answer(run, "CONNECTION_STATUS")["connectionStatus"];
     (
         status["status"].as_str().unwrap().to_string(),
         status["message"].as_str().unwrap_or_default().to_string(),
     )
 }
 
+/// Runs `check` with `config` written to a temporary file; returns (status, message).
+fn check(config: &Value) -> (String, String) {
+    status_of(&run_check(config))
+}
+
+fn check_file(path: &Path) -> (String, String) {
+    status_of(&run(&["check", "--config", path_str(path)], b""))
+}
+
 /// The one TRACE ERROR of a failed command, with a non-zero exit and no panic; returns `error`.
 fn only_trace_error(run: &Run) -> &Value {
-    assert_eq!(
-        run.stdout.lines().count(),
-        1,
-        "expected exactly one stdout line\nstdout: {}\nstderr: {}",
-        run.stdout,
-        run.stderr
-    );
-    let trace = &run.messages[0];
+    let trace = only_message(run);
     assert_eq!(trace["type"], "TRACE", "stdout: {}", run.stdout);
     assert_eq!(trace["trace"]["type"], "ERROR", "stdout: {}", run.stdout);
     assert!(trace["trace"]["emitted_at"].is_number(), "{trace}");
@@ -107,14 +109,6 @@ fn only_trace_error(run: &Run) -> &Value {
 fn with_url(mut config: Value, url: &str) -> Value {
     config["url"] = Value::String(url.to_string());
     config
-}
-
-/// A loopback port nothing listens on.
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    port
 }
 
 fn walk<'a>(v: &'a Value, path: String, out: &mut Vec<(String, &'a Value)>) {
@@ -557,9 +551,14 @@ fn integration_tests_inputs_are_well_formed() {
         .contains("cargo run -p webhook-receiver -- --port 8000"));
 }
 
-#[test]
-fn integration_tests_inputs_drive_an_airbyte_write() {
-    let receiver = Receiver::start_default();
+/// `write` of `input` with integration_tests/config.json pointed at `receiver` and the repository
+/// files `catalog` (and `destination_catalog` for Valmi): exit 0 and no TRACE.
+fn write_integration_tests_inputs(
+    receiver: &Receiver,
+    catalog: &str,
+    destination_catalog: Option<&str>,
+    input: &str,
+) -> Run {
     let work = Workdir::new();
     let config = work.write_json(
         "config.json",
@@ -568,18 +567,14 @@ fn integration_tests_inputs_drive_an_airbyte_write() {
             &receiver.url("/hook"),
         ),
     );
-    let catalog = repo("integration_tests/configured_catalog.json");
-    let input = repo_text("integration_tests/messages.jsonl");
-    let run = run(
-        &[
-            "write",
-            "--config",
-            path_str(&config),
-            "--catalog",
-            path_str(&catalog),
-        ],
-        input.as_bytes(),
+    let destination_catalog = destination_catalog.map(repo);
+    let args = write_args(
+        &config,
+        &repo(catalog),
+        destination_catalog.as_deref(),
+        None,
     );
+    let run = run(&str_args(&args), input.as_bytes());
     assert_eq!(
         run.code,
         Some(0),
@@ -588,23 +583,28 @@ fn integration_tests_inputs_drive_an_airbyte_write() {
         run.stderr
     );
     assert!(run.traces().is_empty(), "{}", run.stdout);
-    let records = common::jsonl(&input)
-        .into_iter()
-        .filter(|m| m["type"] == "RECORD")
-        .count();
+    run
+}
+
+#[test]
+fn integration_tests_inputs_drive_an_airbyte_write() {
+    let receiver = Receiver::start_default();
+    let input = repo_text("integration_tests/messages.jsonl");
+    let run = write_integration_tests_inputs(
+        &receiver,
+        "integration_tests/configured_catalog.json",
+        None,
+        &input,
+    );
+    let records = messages_of_type(&input, "RECORD").len();
     assert_eq!(receiver.requests().len(), records);
-    let input_states: Vec<Value> = common::jsonl(&input)
-        .into_iter()
-        .filter(|m| m["type"] == "STATE")
-        .map(|m| m["state"]["stream"].clone())
-        .collect();
-    let output_states: Vec<Value> = run
-        .states()
+    let input_states: Vec<Value> = messages_of_type(&input, "STATE")
         .iter()
         .map(|m| m["state"]["stream"].clone())
         .collect();
     assert_eq!(
-        output_states, input_states,
+        run.state_fields("stream"),
+        input_states,
         "every input STATE is echoed once delivered"
     );
 }
@@ -612,35 +612,13 @@ fn integration_tests_inputs_drive_an_airbyte_write() {
 #[test]
 fn integration_tests_inputs_drive_a_valmi_write() {
     let receiver = Receiver::start_default();
-    let work = Workdir::new();
-    let config = work.write_json(
-        "config.json",
-        &with_url(
-            repo_json("integration_tests/config.json"),
-            &receiver.url("/hook"),
-        ),
-    );
     let input = repo_text("integration_tests/valmi_messages.jsonl");
-    let run = run(
-        &[
-            "write",
-            "--config",
-            path_str(&config),
-            "--catalog",
-            path_str(&repo("integration_tests/valmi_source_catalog.json")),
-            "--destination_catalog",
-            path_str(&repo("integration_tests/valmi_destination_catalog.json")),
-        ],
-        input.as_bytes(),
+    let run = write_integration_tests_inputs(
+        &receiver,
+        "integration_tests/valmi_source_catalog.json",
+        Some("integration_tests/valmi_destination_catalog.json"),
+        &input,
     );
-    assert_eq!(
-        run.code,
-        Some(0),
-        "stdout: {}\nstderr: {}",
-        run.stdout,
-        run.stderr
-    );
-    assert!(run.traces().is_empty(), "{}", run.stdout);
     assert_eq!(receiver.requests().len(), common::jsonl(&input).len());
     let last = run.states().last().copied().expect("a final STATE").clone();
     assert_eq!(last["state"]["data"]["finished"], true, "{last}");
@@ -700,15 +678,11 @@ fn check_gives_up_on_a_silent_tls_server_within_the_timeout() {
             held.push(stream);
         }
     });
-    let work = Workdir::new();
-    let config = work.write_json(
-        "config.json",
-        &json!({"url": format!("https://127.0.0.1:{port}/hook"), "timeout_seconds": 1}),
-    );
-    let run = run(&["check", "--config", path_str(&config)], b"");
-    let status = &only_answer(&run, "CONNECTION_STATUS")["connectionStatus"];
-    assert_eq!(status["status"], "FAILED");
-    let message = status["message"].as_str().unwrap();
+    let run = run_check(&json!({
+        "url": format!("https://127.0.0.1:{port}/hook"), "timeout_seconds": 1
+    }));
+    let (status, message) = status_of(&run);
+    assert_eq!(status, "FAILED");
     assert!(
         message.contains("TLS") && message.contains("timed out"),
         "{message}"
@@ -838,33 +812,31 @@ fn usage_errors_are_one_trace_error_and_a_nonzero_exit() {
 #[test]
 
 fn usage_error_messages_say_what_is_missing() {
-    let run_ = run(&[], b"");
-    let message = only_trace_error(&run_)["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let message = |args: &[&str]| {
+        only_trace_error(&run(args, b""))["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let no_subcommand = message(&[]);
     assert!(
-        message.contains("subcommand") || message.contains("spec, check"),
-        "{message}"
+        no_subcommand.contains("subcommand") || no_subcommand.contains("spec, check"),
+        "{no_subcommand}"
     );
-    let run_ = run(&["check"], b"");
-    let message = only_trace_error(&run_)["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(message.contains("--config"), "{message}");
+    let no_config = message(&["check"]);
+    assert!(no_config.contains("--config"), "{no_config}");
 }
 
 #[test]
 fn write_with_the_invalid_acceptance_config_is_a_config_error() {
+    let args = write_args(
+        &repo("integration_tests/invalid_config.json"),
+        &repo("integration_tests/configured_catalog.json"),
+        None,
+        None,
+    );
     let run = run(
-        &[
-            "write",
-            "--config",
-            path_str(&repo("integration_tests/invalid_config.json")),
-            "--catalog",
-            path_str(&repo("integration_tests/configured_catalog.json")),
-        ],
+        &str_args(&args),
         repo_text("integration_tests/messages.jsonl").as_bytes(),
     );
     let error = only_trace_error(&run);

@@ -10,11 +10,6 @@ use common::*;
 use serde_json::{json, Value};
 use webhook_receiver::{Close, Receiver, RecordedRequest, Reply, Rule, Script};
 
-fn records(rows: std::ops::RangeInclusive<u64>) -> String {
-    rows.map(|row| valmi_record(row, "upsert", json!(row)))
-        .collect()
-}
-
 fn requests_for_row(receiver: &Receiver, row: u64) -> Vec<RecordedRequest> {
     receiver
         .requests()
@@ -23,43 +18,24 @@ fn requests_for_row(receiver: &Receiver, row: u64) -> Vec<RecordedRequest> {
         .collect()
 }
 
-/// Everything a fatal stop must look like on stdout: non-zero exit, a TRACE ERROR of
-/// `failure_type` as the last message, no STATE after the first TRACE, never `finished: true`.
-fn assert_fatal(run: &Run, failure_type: &str) -> String {
-    assert_ne!(run.code, Some(0), "{}", run.dump());
-    assert!(run.code.is_some(), "killed by a signal: {}", run.dump());
-    let last = run.messages.last().expect("something on stdout");
-    assert_eq!(last["type"], "TRACE", "{}", run.dump());
-    assert_eq!(last["trace"]["type"], "ERROR", "{}", run.dump());
+/// One record through an endpoint answering `first`, then 200: the sync completes after
+/// exactly two attempts, recorded with `statuses`; returns the run and the requests.
+#[track_caller]
+fn one_record_retried(first: Reply, statuses: [u16; 2]) -> (Run, Vec<RecordedRequest>) {
+    let receiver = Receiver::with_script(Script::sequence(vec![first]));
+    let run = write_valmi_to(&receiver, json!({}), valmi_records(1..=1).as_bytes());
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let requests = receiver.requests();
     assert_eq!(
-        last["trace"]["error"]["failure_type"],
-        failure_type,
-        "{}",
-        run.dump()
+        requests.iter().map(|r| r.status).collect::<Vec<_>>(),
+        statuses
     );
-    let first_trace = run
-        .messages
-        .iter()
-        .position(|m| m["type"] == "TRACE")
-        .unwrap();
-    assert!(
-        run.messages[first_trace..]
-            .iter()
-            .all(|m| m["type"] != "STATE"),
-        "a STATE follows the TRACE ERROR: {}",
-        run.dump()
-    );
-    assert!(
-        run.states()
-            .iter()
-            .all(|s| state_data(s)["finished"] == false),
-        "finished STATE after a fatal error: {}",
-        run.dump()
-    );
-    last["trace"]["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    (run, requests)
+}
+
+/// 503 with `Retry-After: 0`: a transient failure retried at once.
+fn unavailable() -> Reply {
+    Reply::status(503).with_header("Retry-After", "0")
 }
 
 /// The sum of the counts of every STATE, for checking what a STATE covers.
@@ -74,17 +50,7 @@ fn counted(state: &Value) -> u64 {
 
 #[test]
 fn a_5xx_then_2xx_delivers_the_record_once() {
-    let receiver = Receiver::with_script(Script::sequence(vec![Reply::status(500)]));
-    let run = write_valmi(
-        &config(&receiver.url("/hook"), json!({})),
-        records(1..=1).as_bytes(),
-    );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
-    let requests = receiver.requests();
-    assert_eq!(
-        requests.iter().map(|r| r.status).collect::<Vec<_>>(),
-        [500, 200]
-    );
+    let (run, requests) = one_record_retried(Reply::status(500), [500, 200]);
     let key = requests[0].header("idempotency-key").unwrap();
     assert_eq!(requests[1].header("idempotency-key"), Some(key));
     assert_eq!(requests[0].header("webhook-id"), Some(key));
@@ -98,19 +64,8 @@ fn a_5xx_then_2xx_delivers_the_record_once() {
 
 #[test]
 fn a_connection_dropped_before_the_answer_is_retried() {
-    let receiver = Receiver::with_script(Script::sequence(vec![
-        Reply::status(200).closing(Close::BeforeResponse)
-    ]));
-    let run = write_valmi(
-        &config(&receiver.url("/hook"), json!({})),
-        records(1..=1).as_bytes(),
-    );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
-    let requests = receiver.requests();
-    assert_eq!(
-        requests.iter().map(|r| r.status).collect::<Vec<_>>(),
-        [0, 200]
-    );
+    let (run, requests) =
+        one_record_retried(Reply::status(200).closing(Close::BeforeResponse), [0, 200]);
     assert_eq!(
         requests[0].header("idempotency-key"),
         requests[1].header("idempotency-key")
@@ -120,18 +75,9 @@ fn a_connection_dropped_before_the_answer_is_retried() {
 
 #[test]
 fn retry_after_in_seconds_is_honoured() {
-    let receiver = Receiver::with_script(Script::sequence(vec![
-        Reply::status(429).with_header("Retry-After", "1")
-    ]));
-    let run = write_valmi(
-        &config(&receiver.url("/hook"), json!({})),
-        records(1..=1).as_bytes(),
-    );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
-    let requests = receiver.requests();
-    assert_eq!(
-        requests.iter().map(|r| r.status).collect::<Vec<_>>(),
-        [429, 200]
+    let (run, requests) = one_record_retried(
+        Reply::status(429).with_header("Retry-After", "1"),
+        [429, 200],
     );
     let waited = requests[1].received_at_ms - requests[0].answered_at_ms;
     assert!(waited >= 900, "retried after {waited} ms");
@@ -150,18 +96,9 @@ fn retry_after_as_an_http_date_is_honoured() {
     let before_start = SystemTime::now();
     let since_epoch = before_start.duration_since(SystemTime::UNIX_EPOCH).unwrap();
     let retry_at = SystemTime::UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs() + 3);
-    let receiver = Receiver::with_script(Script::sequence(vec![
-        Reply::status(503).with_header("Retry-After", httpdate::fmt_http_date(retry_at))
-    ]));
-    let run = write_valmi(
-        &config(&receiver.url("/hook"), json!({})),
-        records(1..=1).as_bytes(),
-    );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
-    let requests = receiver.requests();
-    assert_eq!(
-        requests.iter().map(|r| r.status).collect::<Vec<_>>(),
-        [503, 200]
+    let (_, requests) = one_record_retried(
+        Reply::status(503).with_header("Retry-After", httpdate::fmt_http_date(retry_at)),
+        [503, 200],
     );
     // `before_start` is no later than the receiver's clock origin, so this is an underestimate.
     let second_at = before_start + Duration::from_millis(requests[1].received_at_ms);
@@ -178,26 +115,24 @@ fn retry_after_as_an_http_date_is_honoured() {
 fn a_429_pauses_the_whole_endpoint_not_one_worker() {
     // Row 1 gets 429 + Retry-After: 1. Rows 2 and 3 (other keys) are only written to stdin once
     // that answer is out, so their first attempts fall inside the pause.
-    let receiver = Receiver::with_script(Script {
-        rules: vec![Rule::when_body_contains(
+    let receiver = receiver_with_rule(
+        Rule::when_body_contains(
             row_needle(1),
             Reply::status(429).with_header("Retry-After", "1"),
         )
-        .times(1)],
-        ..Script::default()
-    });
+        .times(1),
+    );
     let dir = Workdir::new();
     let args = valmi_args(&dir, &config(&receiver.url("/hook"), json!({})), None, None);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = spawn(&args);
+    let mut child = spawn(&str_args(&args));
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(records(1..=1).as_bytes()).unwrap();
+    stdin.write_all(valmi_records(1..=1).as_bytes()).unwrap();
     stdin.flush().unwrap();
     assert!(receiver.wait_for_requests(1, Duration::from_secs(5)));
     // The receiver journals a request just before its answer is written: give the connector
     // time to read the 429.
     std::thread::sleep(Duration::from_millis(200));
-    stdin.write_all(records(2..=3).as_bytes()).unwrap();
+    stdin.write_all(valmi_records(2..=3).as_bytes()).unwrap();
     drop(stdin);
     let run = wait(child);
     assert_eq!(run.code, Some(0), "{}", run.dump());
@@ -221,9 +156,10 @@ fn an_attempt_that_times_out_is_retried() {
         Receiver::with_script(Script::sequence(
             vec![Reply::status(200).with_delay_ms(800)],
         ));
-    let run = write_valmi(
-        &config(&receiver.url("/hook"), json!({"timeout_seconds": 0.3})),
-        records(1..=1).as_bytes(),
+    let run = write_valmi_to(
+        &receiver,
+        json!({"timeout_seconds": 0.3}),
+        valmi_records(1..=1).as_bytes(),
     );
     assert_eq!(run.code, Some(0), "{}", run.dump());
     // The abandoned first attempt may never be journaled (the receiver drops a request whose
@@ -251,16 +187,14 @@ fn an_attempt_that_times_out_is_retried() {
 
 #[test]
 fn exhausted_retries_fail_the_sync_without_a_state_for_the_failed_record() {
-    let receiver = Receiver::with_script(Script {
-        default: Reply::status(503).with_header("Retry-After", "0"),
-        ..Script::default()
-    });
-    let run = write_valmi(
-        &config(&receiver.url("/hook"), json!({"max_retries": 2})),
-        records(1..=1).as_bytes(),
+    let receiver = receiver_answering(unavailable());
+    let run = write_valmi_to(
+        &receiver,
+        json!({"max_retries": 2}),
+        valmi_records(1..=1).as_bytes(),
     );
     assert_eq!(receiver.requests().len(), 3, "1 attempt + 2 retries");
-    let message = assert_fatal(&run, "transient_error");
+    let message = assert_fatal_stop(&run, "transient_error");
     assert!(!message.contains('\n'), "{message}");
     assert!(message.contains(&receiver.url("/hook")), "{message}");
     assert!(run.states().is_empty(), "{}", run.dump());
@@ -268,19 +202,14 @@ fn exhausted_retries_fail_the_sync_without_a_state_for_the_failed_record() {
 
 #[test]
 fn a_failing_first_record_blocks_every_state_even_when_later_ones_are_delivered() {
-    let receiver = Receiver::with_script(Script {
-        rules: vec![Rule::when_body_contains(
-            row_needle(1),
-            Reply::status(503).with_header("Retry-After", "0"),
-        )],
-        ..Script::default()
-    });
-    let run = write_valmi(
-        &config(&receiver.url("/hook"), json!({"max_retries": 2})),
-        records(1..=4).as_bytes(),
+    let receiver = receiver_with_rule(Rule::when_body_contains(row_needle(1), unavailable()));
+    let run = write_valmi_to(
+        &receiver,
+        json!({"max_retries": 2}),
+        valmi_records(1..=4).as_bytes(),
     );
     assert_eq!(requests_for_row(&receiver, 1).len(), 3);
-    assert_fatal(&run, "transient_error");
+    assert_fatal_stop(&run, "transient_error");
     assert!(
         run.states().is_empty(),
         "a STATE while row 1 is unacknowledged: {}",
@@ -291,18 +220,16 @@ fn a_failing_first_record_blocks_every_state_even_when_later_ones_are_delivered(
 #[test]
 fn a_fatal_error_keeps_the_acknowledged_prefix_and_nothing_past_it() {
     // Rows 1, 2 delivered; row 3 never; rows 4..6 delivered but after the gap.
-    let receiver = Receiver::with_script(Script {
-        rules: vec![Rule::when_body_contains(
-            "\"_valmi_row_num\": 3,",
-            Reply::status(503).with_header("Retry-After", "0"),
-        )],
-        ..Script::default()
-    });
-    let run = write_valmi(
-        &config(&receiver.url("/hook"), json!({"max_retries": 2})),
-        read_fixture("valmi/observed/messages.jsonl").as_bytes(),
+    let receiver = receiver_with_rule(Rule::when_body_contains(
+        "\"_valmi_row_num\": 3,",
+        unavailable(),
+    ));
+    let run = write_valmi_to(
+        &receiver,
+        json!({"max_retries": 2}),
+        valmi_messages().as_bytes(),
     );
-    assert_fatal(&run, "transient_error");
+    assert_fatal_stop(&run, "transient_error");
     let states = run.states();
     assert!(
         !states.is_empty(),
@@ -322,37 +249,30 @@ fn a_fatal_error_keeps_the_acknowledged_prefix_and_nothing_past_it() {
 #[test]
 
 fn a_fatal_error_is_reported_by_exactly_one_trace() {
-    let receiver = Receiver::with_script(Script {
-        default: Reply::status(503).with_header("Retry-After", "0"),
-        ..Script::default()
-    });
-    let run = write_valmi(
-        &config(&receiver.url("/hook"), json!({"max_retries": 0})),
-        records(1..=1).as_bytes(),
+    let receiver = receiver_answering(unavailable());
+    let run = write_valmi_to(
+        &receiver,
+        json!({"max_retries": 0}),
+        valmi_records(1..=1).as_bytes(),
     );
     assert_ne!(run.code, Some(0));
     assert_eq!(run.errors().len(), 1, "{}", run.dump());
 }
 
 fn rejects_row_3() -> Receiver {
-    Receiver::with_script(Script {
-        rules: vec![Rule::when_body_contains(
-            "\"_valmi_row_num\": 3,",
-            Reply::status(400).with_body("field em is invalid"),
-        )],
-        ..Script::default()
-    })
+    receiver_with_rule(Rule::when_body_contains(
+        "\"_valmi_row_num\": 3,",
+        Reply::status(400).with_body("field em is invalid"),
+    ))
 }
 
 #[test]
 fn a_400_rejects_the_record_and_the_sync_goes_on() {
     let receiver = rejects_row_3();
-    let input = read_fixture("valmi/observed/messages.jsonl");
-    let run = write_valmi(
-        &config(
-            &receiver.url("/hook"),
-            json!({"run_time_args": {"chunk_size": 300, "records_per_metric": 10}}),
-        ),
+    let input = valmi_messages();
+    let run = write_valmi_to(
+        &receiver,
+        json!({"run_time_args": {"chunk_size": 300, "records_per_metric": 10}}),
         input.as_bytes(),
     );
     assert_eq!(run.code, Some(0), "{}", run.dump());
@@ -371,11 +291,7 @@ fn a_400_rejects_the_record_and_the_sync_goes_on() {
             .contains("field em is invalid"),
         "{record}"
     );
-    let row3 = &jsonl(&input)
-        .into_iter()
-        .filter(|m| m["type"] == "RECORD")
-        .nth(2)
-        .unwrap()["record"]["data"];
+    let row3 = &messages_of_type(&input, "RECORD")[2]["record"]["data"];
     assert_json_same(&record["data"], row3, "echoed data");
     let last = *run.states().last().unwrap();
     assert_eq!(state_data(last)["finished"], true);
@@ -388,14 +304,12 @@ fn a_400_rejects_the_record_and_the_sync_goes_on() {
 #[test]
 fn a_400_with_on_client_error_fail_stops_the_sync() {
     let receiver = rejects_row_3();
-    let run = write_valmi(
-        &config(
-            &receiver.url("/hook"),
-            json!({"on_client_error": "fail", "concurrency": 1}),
-        ),
-        read_fixture("valmi/observed/messages.jsonl").as_bytes(),
+    let run = write_valmi_to(
+        &receiver,
+        json!({"on_client_error": "fail", "concurrency": 1}),
+        valmi_messages().as_bytes(),
     );
-    let message = assert_fatal(&run, "config_error");
+    let message = assert_fatal_stop(&run, "config_error");
     assert!(message.contains("400"), "{message}");
     assert_eq!(receiver.requests().len(), 3, "nothing after the refusal");
     assert!(run.rejected_records().is_empty(), "{}", run.dump());
@@ -411,11 +325,12 @@ fn a_redirect_is_not_followed_and_names_the_location() {
     receiver.set_script(Script::sequence(vec![
         Reply::status(302).with_header("Location", location.clone())
     ]));
-    let run = write_valmi(
-        &config(&receiver.url("/hook"), json!({"concurrency": 1})),
-        records(1..=3).as_bytes(),
+    let run = write_valmi_to(
+        &receiver,
+        json!({"concurrency": 1}),
+        valmi_records(1..=3).as_bytes(),
     );
-    let message = assert_fatal(&run, "config_error");
+    let message = assert_fatal_stop(&run, "config_error");
     assert_eq!(receiver.requests().len(), 1, "{:#?}", receiver.requests());
     assert!(message.contains(&location), "{message}");
 }
@@ -426,11 +341,12 @@ fn a_relative_redirect_location_is_named_too() {
     let receiver = Receiver::with_script(Script::sequence(vec![
         Reply::status(301).with_header("Location", "/v2/hook")
     ]));
-    let run = write_valmi(
-        &config(&receiver.url("/hook"), json!({"concurrency": 1})),
-        records(1..=1).as_bytes(),
+    let run = write_valmi_to(
+        &receiver,
+        json!({"concurrency": 1}),
+        valmi_records(1..=1).as_bytes(),
     );
-    let message = assert_fatal(&run, "config_error");
+    let message = assert_fatal_stop(&run, "config_error");
     assert_eq!(receiver.requests().len(), 1);
     assert!(message.contains("/v2/hook"), "{message}");
 }
@@ -438,18 +354,13 @@ fn a_relative_redirect_location_is_named_too() {
 #[test]
 fn a_401_fails_at_once_without_leaking_the_token() {
     let token = "tok-s3cr3t-value";
-    let receiver = Receiver::with_script(Script {
-        default: Reply::status(401).with_body(format!("bad token {token}")),
-        ..Script::default()
-    });
-    let run = write_valmi(
-        &config(
-            &receiver.url("/hook"),
-            json!({"concurrency": 1, "auth": {"type": "bearer", "token": token}}),
-        ),
-        records(1..=3).as_bytes(),
+    let receiver = receiver_answering(Reply::status(401).with_body(format!("bad token {token}")));
+    let run = write_valmi_to(
+        &receiver,
+        json!({"concurrency": 1, "auth": {"type": "bearer", "token": token}}),
+        valmi_records(1..=3).as_bytes(),
     );
-    let message = assert_fatal(&run, "config_error");
+    let message = assert_fatal_stop(&run, "config_error");
     let requests = receiver.requests();
     assert_eq!(requests.len(), 1, "a 401 is not retried and stops the sync");
     assert_eq!(
@@ -463,15 +374,13 @@ fn a_401_fails_at_once_without_leaking_the_token() {
 
 #[test]
 fn a_403_fails_at_once() {
-    let receiver = Receiver::with_script(Script {
-        default: Reply::status(403),
-        ..Script::default()
-    });
-    let run = write_valmi(
-        &config(&receiver.url("/hook"), json!({"concurrency": 1})),
-        records(1..=3).as_bytes(),
+    let receiver = receiver_answering(Reply::status(403));
+    let run = write_valmi_to(
+        &receiver,
+        json!({"concurrency": 1}),
+        valmi_records(1..=3).as_bytes(),
     );
-    assert_fatal(&run, "config_error");
+    assert_fatal_stop(&run, "config_error");
     assert_eq!(receiver.requests().len(), 1);
 }
 
@@ -491,11 +400,9 @@ fn malformed_input_lines_are_skipped_with_one_warn_each() {
         b"{\"type\":\"TRACE\",\"trace\":{\"type\":\"STREAM_STATUS\",\"emitted_at\":1}}\n",
     );
     input.extend_from_slice(valmi_record(3, "upsert", json!(3)).as_bytes());
-    let run = write_valmi(
-        &config(
-            &receiver.url("/hook"),
-            json!({"run_time_args": {"chunk_size": 300, "records_per_metric": 10}}),
-        ),
+    let run = write_valmi_to(
+        &receiver,
+        json!({"run_time_args": {"chunk_size": 300, "records_per_metric": 10}}),
         &input,
     );
     assert_eq!(run.code, Some(0), "{}", run.dump());
@@ -527,8 +434,8 @@ fn a_long_malformed_line_is_quoted_cut_short() {
     let receiver = Receiver::start_default();
     let mut input = "x".repeat(5000).into_bytes();
     input.push(b'\n');
-    input.extend_from_slice(records(1..=1).as_bytes());
-    let run = write_valmi(&config(&receiver.url("/hook"), json!({})), &input);
+    input.extend_from_slice(valmi_records(1..=1).as_bytes());
+    let run = write_valmi_to(&receiver, json!({}), &input);
     assert_eq!(run.code, Some(0), "{}", run.dump());
     assert_eq!(receiver.requests().len(), 1);
     let warns = run.logs("WARN");

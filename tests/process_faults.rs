@@ -39,16 +39,15 @@ const CONCURRENCY: u64 = 4;
 
 /// One RECORD line of row `row` (compact JSON, so a body contains `"_valmi_row_num":N,`).
 fn record_line(row: u64) -> String {
-    let message = json!({"type": "RECORD", "record": {
-        "stream": "users",
-        "data": {
-            "_valmi_meta": {"_valmi_row_num": row, "_valmi_sync_op": "upsert"},
-            "id": row,
-            "email": format!("u{row}@x.io"),
-        },
-        "emitted_at": 1,
-    }});
-    format!("{message}\n")
+    format!("{}\n", record_with(row, ""))
+}
+
+/// The RECORD of row `row`, without its newline, with `extra` (raw JSON text such as
+/// `,"blob":"x"`) after the last data field: for values `json!` cannot build or would refuse.
+fn record_with(row: u64, extra: &str) -> String {
+    format!(
+        r#"{{"type":"RECORD","record":{{"stream":"users","data":{{"_valmi_meta":{{"_valmi_row_num":{row},"_valmi_sync_op":"upsert"}},"id":{row},"email":"u{row}@x.io"{extra}}},"emitted_at":1}}}}"#
+    )
 }
 
 fn records(rows: impl IntoIterator<Item = u64>) -> String {
@@ -75,7 +74,7 @@ fn destination_catalog(extra: &[&str]) -> Value {
 
 /// The config of the brief, overlaid with the top-level fields of `extra`.
 fn config(url: &str, extra: Value) -> Value {
-    let mut config = json!({
+    let config = json!({
         "url": url,
         "concurrency": CONCURRENCY,
         "max_retries": 2,
@@ -86,10 +85,7 @@ fn config(url: &str, extra: Value) -> Value {
             "run_id": "r1",
         },
     });
-    for (k, v) in extra.as_object().expect("extra config is an object") {
-        config[k.as_str()] = v.clone();
-    }
-    config
+    overlay(config, &extra)
 }
 
 /// The longest one record can take to fail for good: every attempt times out and every backoff
@@ -113,36 +109,28 @@ impl Files {
         let config_path = dir.write_json("config.json", config);
         let source_path = dir.write_json("source_catalog.json", &source_catalog());
         let dest_path = dir.write_json("destination_catalog.json", destination);
-        let mut args: Vec<String> = vec![
-            "write".into(),
-            "--config".into(),
-            path_str(&config_path).into(),
-            "--catalog".into(),
-            path_str(&source_path).into(),
-            "--destination_catalog".into(),
-            path_str(&dest_path).into(),
-        ];
-        if let Some(state) = state {
-            let state_path = dir.write_json("state.json", state);
-            args.push("--state".into());
-            args.push(path_str(&state_path).into());
-        }
+        let state_path = state.map(|s| dir.write_json("state.json", s));
+        let args = write_args(
+            &config_path,
+            &source_path,
+            Some(&dest_path),
+            state_path.as_deref(),
+        );
         Files { _dir: dir, args }
     }
 
+    /// `id` and `email` mapped, no checkpoint.
+    fn plain(config: &Value) -> Files {
+        Files::new(config, &destination_catalog(&[]), None)
+    }
+
     fn args(&self) -> Vec<&str> {
-        self.args.iter().map(String::as_str).collect()
+        str_args(&self.args)
     }
 
     fn run(&self, stdin: &[u8]) -> Run {
         run(&self.args(), stdin)
     }
-}
-
-/// A port nothing listens on (until a test starts a receiver there).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 fn receiver_on(port: u16, script: Script) -> Receiver {
@@ -239,14 +227,19 @@ impl Running {
         }
     }
 
-    fn signal(&self, name: &str) -> Instant {
+    /// Sends `SIG<name>` and waits for the exit; the run's `elapsed` is the time from the signal
+    /// to the exit.
+    fn interrupt(self, name: &str) -> Run {
         let status = Command::new("kill")
             .arg(format!("-{name}"))
             .arg(self.pid.to_string())
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{name} {} failed", self.pid);
-        Instant::now()
+        let signalled = Instant::now();
+        let (mut run, exited, _) = self.finish();
+        run.elapsed = exited.duration_since(signalled);
+        run
     }
 
     /// Waits for the exit; returns the run, when it exited, and its peak RSS in KiB. A stdin
@@ -258,15 +251,6 @@ impl Running {
         let peak = self.peak_rss.join().unwrap();
         (run, exited, peak)
     }
-}
-
-/// `VmHWM` (peak resident set) of a live process, in KiB; `None` once it is gone.
-fn vm_hwm_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -321,6 +305,22 @@ impl Expect {
         }
     }
 
+    /// Completed within the retry budget of `config`, plus 5 s.
+    fn completed_in_budget(rows: BTreeSet<u64>, config: &Value) -> Expect {
+        Expect::completed(rows, retry_budget(config) + Duration::from_secs(5))
+    }
+
+    /// Stopped by a signal: `transient_error`, exit `code`, within the 1 s grace
+    /// (`timeout_seconds`) plus 2 s of the signal.
+    fn interrupted(code: i32, rows: BTreeSet<u64>) -> Expect {
+        Expect::failed(
+            "transient_error",
+            Some(code),
+            rows,
+            Duration::from_secs(1 + 2),
+        )
+    }
+
     fn optional(mut self, rows: BTreeSet<u64>) -> Expect {
         self.optional_rows = rows;
         self
@@ -353,44 +353,17 @@ impl Outcome {
 /// The `_valmi_row_num` of a request: from a POST body, read as text (hostile bodies need not
 /// parse with a recursion limit), or from a GET query (`_valmi_meta__valmi_row_num=N`).
 fn row_of(request: &RecordedRequest) -> Option<u64> {
-    let after = |text: &str, needle: &str| -> Option<u64> {
-        let at = text.find(needle)? + needle.len();
-        let digits: String = text[at..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        digits.parse().ok()
-    };
-    after(&request.body, "\"_valmi_row_num\":")
-        .or_else(|| after(&request.path, "_valmi_meta__valmi_row_num="))
+    number_after(&request.body, "\"_valmi_row_num\":")
+        .or_else(|| number_after(&request.path, "_valmi_meta__valmi_row_num="))
 }
 
 /// Like `common::run`, for runs whose stdout may hold JSON nested deeper than serde_json's
 /// recursion limit (the echo of a deeply nested rejected record): such values are validated and
 /// kept as `"<deep>"` (see [`shallow_json`]).
-fn run_deep(files: &Files, stdin: Vec<u8>) -> Run {
-    let started = Instant::now();
-    let mut child = spawn(&files.args());
-    let mut input = child.stdin.take().unwrap();
-    let feeder = thread::spawn(move || {
-        let _ = input.write_all(&stdin);
-    });
-    let output = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
-    let messages = stdout
-        .lines()
-        .map(|l| {
-            shallow_json(l, 4).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:.300}"))
-        })
-        .collect();
-    Run {
-        code: output.status.code(),
-        stdout,
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        messages,
-        elapsed: started.elapsed(),
-    }
+fn run_deep(files: &Files, stdin: &[u8]) -> Run {
+    run_parsing(&files.args(), stdin, |l| {
+        shallow_json(l, 4).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:.300}"))
+    })
 }
 
 /// `text` as a Value, except that values nested too deep for serde_json's recursion limit are
@@ -490,9 +463,7 @@ fn check_invariants(run: &Run, requests: &[RecordedRequest], expect: &Expect) ->
                 "(e) the TRACE message is not one line a person can act on: {message:?}"
             );
             assert!(
-                run.states()
-                    .iter()
-                    .all(|s| state_data(s)["finished"] == false),
+                run.never_finished(),
                 "(e) a finished STATE in a failed run\n{}",
                 dump()
             );
@@ -554,13 +525,10 @@ fn check_invariants(run: &Run, requests: &[RecordedRequest], expect: &Expect) ->
             m["record"]["data"]["_valmi_meta"]["_valmi_row_num"]
                 .as_u64()
                 .or_else(|| {
-                    let message = m["record"]["rejection_message"].as_str()?;
-                    let at = message.find("_valmi_row_num=")? + "_valmi_row_num=".len();
-                    let digits: String = message[at..]
-                        .chars()
-                        .take_while(char::is_ascii_digit)
-                        .collect();
-                    digits.parse().ok()
+                    number_after(
+                        m["record"]["rejection_message"].as_str()?,
+                        "_valmi_row_num=",
+                    )
                 })
                 .unwrap_or_else(|| panic!("rejected echo without a row number: {m}"))
         })
@@ -673,6 +641,20 @@ fn check_invariants(run: &Run, requests: &[RecordedRequest], expect: &Expect) ->
     }
 }
 
+/// `input` written to `receiver` under the default config: the run completes within the retry
+/// budget and the invariants hold for `rows`.
+#[track_caller]
+fn completed_run(receiver: &Receiver, input: &[u8], rows: BTreeSet<u64>) -> (Run, Outcome) {
+    let config = config(&receiver.url("/hook"), json!({}));
+    let run = Files::plain(&config).run(input);
+    let outcome = check_invariants(
+        &run,
+        &receiver.requests(),
+        &Expect::completed_in_budget(rows, &config),
+    );
+    (run, outcome)
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. An endpoint that never answers.
 
@@ -680,8 +662,7 @@ fn check_invariants(run: &Run, requests: &[RecordedRequest], expect: &Expect) ->
 fn a_silent_endpoint_fails_the_sync_within_the_retry_budget() {
     let receiver = Receiver::with_script(slow(5_000));
     let config = config(&receiver.url("/hook"), json!({}));
-    let files = Files::new(&config, &destination_catalog(&[]), None);
-    let run = files.run(records(1..=3).as_bytes());
+    let run = Files::plain(&config).run(records(1..=3).as_bytes());
     // 3 attempts x (1 s + backoff <= 4 s in all) + the 1 s grace for the other workers.
     let bound = Duration::from_secs(20);
     assert!(retry_budget(&config) + Duration::from_secs(1) < bound);
@@ -708,12 +689,12 @@ fn a_silent_endpoint_fails_the_sync_within_the_retry_budget() {
 
 #[test]
 fn an_endpoint_that_comes_up_late_gets_every_record() {
-    let port = free_port();
+    let port = closed_port();
     let config = config(
         &format!("http://127.0.0.1:{port}/hook"),
         json!({"max_retries": 5}),
     );
-    let files = Files::new(&config, &destination_catalog(&[]), None);
+    let files = Files::plain(&config);
     let running = Running::start(&files, records(1..=20).into_bytes(), false);
     thread::sleep(Duration::from_millis(1_500));
     let receiver = receiver_on(port, Script::default());
@@ -721,7 +702,7 @@ fn an_endpoint_that_comes_up_late_gets_every_record() {
     let outcome = check_invariants(
         &run,
         &receiver.requests(),
-        &Expect::completed(rows(1..=20), retry_budget(&config) + Duration::from_secs(5)),
+        &Expect::completed_in_budget(rows(1..=20), &config),
     );
     assert_eq!(outcome.ok_rows, rows(1..=20));
     assert!(
@@ -738,10 +719,10 @@ fn an_endpoint_that_comes_up_late_gets_every_record() {
 
 #[test]
 fn an_endpoint_killed_and_restarted_mid_run_gets_every_record() {
-    let port = free_port();
+    let port = closed_port();
     let first = receiver_on(port, slow(20));
     let config = config(&first.url("/hook"), json!({"max_retries": 5}));
-    let files = Files::new(&config, &destination_catalog(&[]), None);
+    let files = Files::plain(&config);
     let running = Running::start(&files, records(1..=200).into_bytes(), false);
     assert!(first.wait_for_requests(40, Duration::from_secs(20)));
     // Freeze the endpoint (new requests hang), let the answers already decided go out, then
@@ -784,22 +765,14 @@ fn an_endpoint_killed_and_restarted_mid_run_gets_every_record() {
 
 #[test]
 fn a_connection_closed_before_the_answer_is_retried_with_the_same_key() {
-    let receiver = Receiver::with_script(Script {
-        rules: vec![Rule::when_body_contains(
+    let receiver = receiver_with_rule(
+        Rule::when_body_contains(
             row_needle(3),
             Reply::status(200).closing(Close::BeforeResponse),
         )
-        .times(2)],
-        default: Reply::status(200),
-    });
-    let config = config(&receiver.url("/hook"), json!({}));
-    let files = Files::new(&config, &destination_catalog(&[]), None);
-    let run = files.run(records(1..=10).as_bytes());
-    let outcome = check_invariants(
-        &run,
-        &receiver.requests(),
-        &Expect::completed(rows(1..=10), retry_budget(&config) + Duration::from_secs(5)),
+        .times(2),
     );
+    let (_, outcome) = completed_run(&receiver, records(1..=10).as_bytes(), rows(1..=10));
     assert_eq!(outcome.statuses(3), [0, 0, 200]);
     let attempts = &outcome.by_row[&3];
     assert!(attempts.iter().all(|r| r.body == attempts[0].body));
@@ -810,18 +783,8 @@ fn a_connection_closed_before_the_answer_is_retried_with_the_same_key() {
 
 #[test]
 fn a_connection_closed_after_the_answer_is_not_retried() {
-    let receiver = Receiver::with_script(Script {
-        rules: Vec::new(),
-        default: Reply::status(200).closing(Close::AfterResponse),
-    });
-    let config = config(&receiver.url("/hook"), json!({}));
-    let files = Files::new(&config, &destination_catalog(&[]), None);
-    let run = files.run(records(1..=10).as_bytes());
-    let outcome = check_invariants(
-        &run,
-        &receiver.requests(),
-        &Expect::completed(rows(1..=10), retry_budget(&config) + Duration::from_secs(5)),
-    );
+    let receiver = receiver_answering(Reply::status(200).closing(Close::AfterResponse));
+    let (run, outcome) = completed_run(&receiver, records(1..=10).as_bytes(), rows(1..=10));
     for row in 1..=10 {
         assert_eq!(outcome.statuses(row), [200], "row {row}");
     }
@@ -837,18 +800,8 @@ fn a_connection_closed_after_the_answer_is_not_retried() {
 
 #[test]
 fn a_2xx_with_a_non_json_body_is_delivered() {
-    let receiver = Receiver::with_script(Script {
-        rules: Vec::new(),
-        default: Reply::status(200).with_body("<html>not json {"),
-    });
-    let config = config(&receiver.url("/hook"), json!({}));
-    let files = Files::new(&config, &destination_catalog(&[]), None);
-    let run = files.run(records(1..=10).as_bytes());
-    let outcome = check_invariants(
-        &run,
-        &receiver.requests(),
-        &Expect::completed(rows(1..=10), retry_budget(&config) + Duration::from_secs(5)),
-    );
+    let receiver = receiver_answering(Reply::status(200).with_body("<html>not json {"));
+    let (_, outcome) = completed_run(&receiver, records(1..=10).as_bytes(), rows(1..=10));
     assert_eq!(outcome.ok_rows, rows(1..=10));
     assert_eq!(receiver.requests().len(), 10);
 }
@@ -864,13 +817,13 @@ fn ten_megabyte_answers_are_read_without_growing_memory() {
         default: Reply::status(200).with_body_bytes(TEN_MB),
     });
     let config = config(&receiver.url("/hook"), json!({"timeout_seconds": 5}));
-    let files = Files::new(&config, &destination_catalog(&[]), None);
+    let files = Files::plain(&config);
     let running = Running::start(&files, records(1..=8).into_bytes(), false);
     let (run, _, peak_kb) = running.finish();
     let outcome = check_invariants(
         &run,
         &receiver.requests(),
-        &Expect::completed(rows(1..=8), retry_budget(&config) + Duration::from_secs(5)),
+        &Expect::completed_in_budget(rows(1..=8), &config),
     );
     assert_eq!(outcome.rejected_rows, BTreeSet::from([3]));
     for row in (1..=8).filter(|r| *r != 3) {
@@ -897,22 +850,10 @@ fn ten_megabyte_answers_are_read_without_growing_memory() {
 
 #[test]
 fn an_answer_slower_than_the_timeout_is_retried_and_delivered() {
-    let receiver = Receiver::with_script(Script {
-        rules: vec![Rule::when_body_contains(
-            row_needle(2),
-            Reply::status(200).with_delay_ms(2_500),
-        )
-        .times(1)],
-        default: Reply::status(200),
-    });
-    let config = config(&receiver.url("/hook"), json!({}));
-    let files = Files::new(&config, &destination_catalog(&[]), None);
-    let run = files.run(records(1..=5).as_bytes());
-    let outcome = check_invariants(
-        &run,
-        &receiver.requests(),
-        &Expect::completed(rows(1..=5), retry_budget(&config) + Duration::from_secs(5)),
+    let receiver = receiver_with_rule(
+        Rule::when_body_contains(row_needle(2), Reply::status(200).with_delay_ms(2_500)).times(1),
     );
+    let (run, outcome) = completed_run(&receiver, records(1..=5).as_bytes(), rows(1..=5));
     assert_eq!(outcome.ok_rows, rows(1..=5));
     let retries: Vec<String> = run
         .logs("INFO")
@@ -933,12 +874,13 @@ fn an_answer_slower_than_the_timeout_is_retried_and_delivered() {
 // ---------------------------------------------------------------------------------------------
 // 6b. Endpoints that do not speak HTTP properly.
 
-#[test]
-fn an_endpoint_answering_garbage_fails_the_sync_as_transient() {
-    let (port, connections) = raw_endpoint(b"SSH-2.0-OpenSSH_9.6\r\n\r\n", false);
+/// One record sent to a [`raw_endpoint`] answering `reply`: the sync fails as transient after
+/// 1 attempt + 2 retries, with no STATE.
+#[track_caller]
+fn fails_against_raw_endpoint(reply: &'static [u8], hang: bool) -> Run {
+    let (port, connections) = raw_endpoint(reply, hang);
     let config = config(&format!("http://127.0.0.1:{port}/hook"), json!({}));
-    let files = Files::new(&config, &destination_catalog(&[]), None);
-    let run = files.run(records(1..=1).as_bytes());
+    let run = Files::plain(&config).run(records(1..=1).as_bytes());
     check_invariants(
         &run,
         &[],
@@ -955,6 +897,12 @@ fn an_endpoint_answering_garbage_fails_the_sync_as_transient() {
         3,
         "1 attempt + 2 retries"
     );
+    run
+}
+
+#[test]
+fn an_endpoint_answering_garbage_fails_the_sync_as_transient() {
+    fails_against_raw_endpoint(b"SSH-2.0-OpenSSH_9.6\r\n\r\n", false);
 }
 
 /// The status line says 200 but the body never completes. `timeout_seconds` bounds the whole
@@ -962,28 +910,9 @@ fn an_endpoint_answering_garbage_fails_the_sync_as_transient() {
 /// key and, when every attempt stalls, fails the sync without counting the record delivered.
 #[test]
 fn a_2xx_whose_body_never_completes_is_not_counted_delivered() {
-    let (port, connections) = raw_endpoint(
+    let run = fails_against_raw_endpoint(
         b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"partial\":",
         true,
-    );
-    let config = config(&format!("http://127.0.0.1:{port}/hook"), json!({}));
-    let files = Files::new(&config, &destination_catalog(&[]), None);
-    let run = files.run(records(1..=1).as_bytes());
-    check_invariants(
-        &run,
-        &[],
-        &Expect::failed(
-            "transient_error",
-            Some(1),
-            rows(1..=1),
-            retry_budget(&config) + Duration::from_secs(5),
-        ),
-    );
-    assert!(run.states().is_empty(), "{}", run.dump());
-    assert_eq!(
-        connections.load(Ordering::SeqCst),
-        3,
-        "1 attempt + 2 retries"
     );
     let message = run.errors()[0]["trace"]["error"]["message"]
         .as_str()
@@ -1001,23 +930,14 @@ fn a_2xx_whose_body_never_completes_is_not_counted_delivered() {
 fn interrupted_mid_run(signal: &str, exit_code: i32) {
     let receiver = Receiver::with_script(slow(50));
     let config = config(&receiver.url("/hook"), json!({}));
-    let files = Files::new(&config, &destination_catalog(&[]), None);
+    let files = Files::plain(&config);
     let running = Running::start(&files, records(1..=1000).into_bytes(), false);
     assert!(receiver.wait_for_requests(40, Duration::from_secs(20)));
-    let signalled = running.signal(signal);
-    let (mut run, exited, _) = running.finish();
-    let stop_took = exited.duration_since(signalled);
-    run.elapsed = stop_took;
-    let grace = Duration::from_secs(1); // timeout_seconds
+    let run = running.interrupt(signal);
     let outcome = check_invariants(
         &run,
         &receiver.requests(),
-        &Expect::failed(
-            "transient_error",
-            Some(exit_code),
-            rows(1..=1000),
-            grace + Duration::from_secs(2),
-        ),
+        &Expect::interrupted(exit_code, rows(1..=1000)),
     );
     let trace = run.messages.iter().position(is_trace_error).unwrap();
     let last_state = run.messages[..trace]
@@ -1068,22 +988,15 @@ fn sigint_mid_run_reports_the_acknowledged_prefix_and_exits_130() {
 fn sigterm_while_waiting_for_input_reports_the_prefix() {
     let receiver = Receiver::start_default();
     let config = config(&receiver.url("/hook"), json!({}));
-    let files = Files::new(&config, &destination_catalog(&[]), None);
+    let files = Files::plain(&config);
     let running = Running::start(&files, records(1..=7).into_bytes(), true);
     assert!(receiver.wait_for_requests(7, Duration::from_secs(20)));
     thread::sleep(Duration::from_millis(200));
-    let signalled = running.signal("TERM");
-    let (mut run, exited, _) = running.finish();
-    run.elapsed = exited.duration_since(signalled);
+    let run = running.interrupt("TERM");
     let outcome = check_invariants(
         &run,
         &receiver.requests(),
-        &Expect::failed(
-            "transient_error",
-            Some(143),
-            rows(1..=7),
-            Duration::from_secs(1 + 2),
-        ),
+        &Expect::interrupted(143, rows(1..=7)),
     );
     assert_eq!(outcome.covered, 7);
     let last = *run.states().last().unwrap();
@@ -1099,27 +1012,17 @@ fn sigterm_while_waiting_for_input_reports_the_prefix() {
 /// pause must not wait for it.
 #[test]
 fn sigterm_during_a_retry_after_pause_exits_within_the_grace() {
-    let receiver = Receiver::with_script(Script {
-        rules: Vec::new(),
-        default: Reply::status(503).with_header("Retry-After", "600"),
-    });
+    let receiver = receiver_answering(Reply::status(503).with_header("Retry-After", "600"));
     let config = config(&receiver.url("/hook"), json!({}));
-    let files = Files::new(&config, &destination_catalog(&[]), None);
+    let files = Files::plain(&config);
     let running = Running::start(&files, records(1..=3).into_bytes(), false);
     assert!(receiver.wait_for_requests(1, Duration::from_secs(20)));
     thread::sleep(Duration::from_millis(300));
-    let signalled = running.signal("TERM");
-    let (mut run, exited, _) = running.finish();
-    run.elapsed = exited.duration_since(signalled);
+    let run = running.interrupt("TERM");
     check_invariants(
         &run,
         &receiver.requests(),
-        &Expect::failed(
-            "transient_error",
-            Some(143),
-            rows(1..=3),
-            Duration::from_secs(1 + 2),
-        ),
+        &Expect::interrupted(143, rows(1..=3)),
     );
     assert!(run.states().is_empty(), "{}", run.dump());
     // The pause held: no attempt after the first round.
@@ -1137,7 +1040,7 @@ fn sigterm_during_a_retry_after_pause_exits_within_the_grace() {
 fn a_closed_stdout_stops_the_connector_promptly_and_quietly() {
     let receiver = Receiver::start_default();
     let config = config(&receiver.url("/hook"), json!({}));
-    let files = Files::new(&config, &destination_catalog(&[]), None);
+    let files = Files::plain(&config);
     let mut child = spawn(&files.args());
     let mut stdin = child.stdin.take().unwrap();
     let feeder = thread::spawn(move || {
@@ -1203,17 +1106,10 @@ fn a_closed_stdout_stops_the_connector_promptly_and_quietly() {
 #[test]
 fn input_cut_in_the_middle_of_the_last_line_warns_and_delivers_the_rest() {
     let receiver = Receiver::start_default();
-    let config = config(&receiver.url("/hook"), json!({}));
-    let files = Files::new(&config, &destination_catalog(&[]), None);
     let mut input = records(1..=10);
     let last = record_line(11);
     input.push_str(&last[..last.len() / 2]);
-    let run = files.run(input.as_bytes());
-    let outcome = check_invariants(
-        &run,
-        &receiver.requests(),
-        &Expect::completed(rows(1..=10), retry_budget(&config) + Duration::from_secs(5)),
-    );
+    let (run, outcome) = completed_run(&receiver, input.as_bytes(), rows(1..=10));
     assert_eq!(outcome.ok_rows, rows(1..=10));
     let warns = run.logs("WARN");
     assert_eq!(warns.len(), 1, "{warns:?}");
@@ -1223,15 +1119,8 @@ fn input_cut_in_the_middle_of_the_last_line_warns_and_delivers_the_rest() {
 #[test]
 fn a_complete_last_line_without_newline_is_delivered() {
     let receiver = Receiver::start_default();
-    let config = config(&receiver.url("/hook"), json!({}));
-    let files = Files::new(&config, &destination_catalog(&[]), None);
     let input = records(1..=10);
-    let run = files.run(input.trim_end().as_bytes());
-    let outcome = check_invariants(
-        &run,
-        &receiver.requests(),
-        &Expect::completed(rows(1..=10), retry_budget(&config) + Duration::from_secs(5)),
-    );
+    let (run, outcome) = completed_run(&receiver, input.trim_end().as_bytes(), rows(1..=10));
     assert_eq!(outcome.ok_rows, rows(1..=10));
     assert!(run.logs("WARN").is_empty(), "{}", run.dump());
 }
@@ -1254,22 +1143,15 @@ fn a_run_killed_mid_way_resumes_after_its_last_committed_chunk() {
         default: Reply::status(200).with_delay_ms(50),
     });
     let first_config = config(&first_receiver.url("/hook"), json!({"max_retries": 5}));
-    let first_files = Files::new(&first_config, &destination_catalog(&[]), None);
+    let first_files = Files::plain(&first_config);
     let running = Running::start(&first_files, input.clone().into_bytes(), false);
     assert!(first_receiver.wait_for_requests(45, Duration::from_secs(20)));
-    let signalled = running.signal("TERM");
-    let (mut first, exited, _) = running.finish();
-    first.elapsed = exited.duration_since(signalled);
+    let first = running.interrupt("TERM");
     let first_requests = first_receiver.requests();
     check_invariants(
         &first,
         &first_requests,
-        &Expect::failed(
-            "transient_error",
-            Some(143),
-            rows(1..=100),
-            Duration::from_secs(3),
-        ),
+        &Expect::interrupted(143, rows(1..=100)),
     );
 
     // Valmi's wrapper keeps only committed STATEs as the checkpoint.
@@ -1297,11 +1179,7 @@ fn a_run_killed_mid_way_resumes_after_its_last_committed_chunk() {
     let resumed = check_invariants(
         &second,
         &second_requests,
-        &Expect::completed(
-            rows(1..=100),
-            retry_budget(&second_config) + Duration::from_secs(5),
-        )
-        .resumed_after(resume_row),
+        &Expect::completed_in_budget(rows(1..=100), &second_config).resumed_after(resume_row),
     );
 
     assert_eq!(
@@ -1366,10 +1244,7 @@ fn a_40_mb_line_is_skipped_with_a_warn_and_bounded_memory() {
     let config = config(&receiver.url("/hook"), json!({}));
     let files = Files::new(&config, &destination_catalog(&["blob"]), None);
     let mut input = records(1..=5).into_bytes();
-    let huge = format!(
-        r#"{{"type":"RECORD","record":{{"stream":"users","data":{{"_valmi_meta":{{"_valmi_row_num":6,"_valmi_sync_op":"upsert"}},"id":6,"email":"u6@x.io","blob":"{}"}},"emitted_at":1}}}}"#,
-        "x".repeat(40 * 1024 * 1024)
-    );
+    let huge = record_with(6, &format!(r#","blob":"{}""#, "x".repeat(40 * 1024 * 1024)));
     input.extend_from_slice(huge.as_bytes());
     input.push(b'\n');
     drop(huge);
@@ -1411,12 +1286,7 @@ fn hostile_values_are_delivered_faithfully_or_skipped_with_a_warn() {
     const DEPTH: usize = 10_000;
     let nested = format!("{}{}", "[".repeat(DEPTH), "]".repeat(DEPTH));
     let big = "1234567890123456789012345678901234567890";
-    let line = |row: u64, extra: &str| {
-        format!(
-            r#"{{"type":"RECORD","record":{{"stream":"users","data":{{"_valmi_meta":{{"_valmi_row_num":{row},"_valmi_sync_op":"upsert"}},"id":{row},"email":"u{row}@x.io"{extra}}},"emitted_at":1}}}}"#
-        )
-        .into_bytes()
-    };
+    let line = |row: u64, extra: &str| record_with(row, extra).into_bytes();
     // Row -> line; rows 1 and 9..=12 are ordinary.
     let hostile: Vec<(u64, Vec<u8>)> = vec![
         (2, line(2, &format!(r#","nested":{nested}"#))),
@@ -1463,11 +1333,7 @@ fn hostile_values_are_delivered_faithfully_or_skipped_with_a_warn() {
     let outcome = check_invariants(
         &run,
         &receiver.requests(),
-        &Expect::completed(
-            ordinary.clone(),
-            retry_budget(&config) + Duration::from_secs(5),
-        )
-        .optional(hostile_rows.clone()),
+        &Expect::completed_in_budget(ordinary.clone(), &config).optional(hostile_rows.clone()),
     );
     assert!(ordinary.is_subset(&outcome.ok_rows));
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
@@ -1532,25 +1398,36 @@ fn hostile_values_are_delivered_faithfully_or_skipped_with_a_warn() {
 /// nested 10,000 deep must be refused, not crash the connector. (Regression: before d6c0a5c the
 /// rejected-RECORD echo re-parsed the data into a `Value` and panicked with "recursion limit
 /// exceeded", exit 101 and no TRACE.)
-#[test]
-fn a_deeply_nested_value_sent_by_get_is_rejected_not_a_crash() {
-    const DEPTH: usize = 10_000;
-    let nested = format!("{}{}", "[".repeat(DEPTH), "]".repeat(DEPTH));
+/// Rows 1..=4 where row 2 has a field `nested`, arrays `depth` deep: (that value, the input).
+fn nested_input(depth: usize) -> (String, String) {
+    let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
     let mut input = record_line(1);
-    input.push_str(&format!(
-        r#"{{"type":"RECORD","record":{{"stream":"users","data":{{"_valmi_meta":{{"_valmi_row_num":2,"_valmi_sync_op":"upsert"}},"id":2,"email":"u2@x.io","nested":{nested}}},"emitted_at":1}}}}"#
-    ));
+    input.push_str(&record_with(2, &format!(r#","nested":{nested}"#)));
     input.push('\n');
     input.push_str(&records(3..=4));
-    let receiver = Receiver::start_default();
-    let config = config(&receiver.url("/hook"), json!({"method": "GET"}));
+    (nested, input)
+}
+
+/// `input` sent to `receiver` with `extra` config and `nested` mapped, read as [`run_deep`]:
+/// rows 1..=4 complete within the retry budget.
+#[track_caller]
+fn nested_run(receiver: &Receiver, extra: Value, input: &str) -> (Run, Outcome) {
+    let config = config(&receiver.url("/hook"), extra);
     let files = Files::new(&config, &destination_catalog(&["nested"]), None);
-    let run = run_deep(&files, input.into_bytes());
+    let run = run_deep(&files, input.as_bytes());
     let outcome = check_invariants(
         &run,
         &receiver.requests(),
-        &Expect::completed(rows(1..=4), retry_budget(&config) + Duration::from_secs(5)),
+        &Expect::completed_in_budget(rows(1..=4), &config),
     );
+    (run, outcome)
+}
+
+#[test]
+fn a_deeply_nested_value_sent_by_get_is_rejected_not_a_crash() {
+    let (_, input) = nested_input(10_000);
+    let receiver = Receiver::start_default();
+    let (run, outcome) = nested_run(&receiver, json!({"method": "GET"}), &input);
     assert!(
         !run.stderr.contains("panicked") && !run.stderr.contains("overflow"),
         "{}",
@@ -1566,26 +1443,9 @@ fn a_deeply_nested_value_sent_by_get_is_rejected_not_a_crash() {
 /// deep (legal JSON, deeper than serde_json's default limit of 128). Regression test, as above.
 #[test]
 fn a_refused_deeply_nested_record_is_echoed_not_a_crash() {
-    const DEPTH: usize = 200;
-    let nested = format!("{}{}", "[".repeat(DEPTH), "]".repeat(DEPTH));
-    let mut input = record_line(1);
-    input.push_str(&format!(
-        r#"{{"type":"RECORD","record":{{"stream":"users","data":{{"_valmi_meta":{{"_valmi_row_num":2,"_valmi_sync_op":"upsert"}},"id":2,"email":"u2@x.io","nested":{nested}}},"emitted_at":1}}}}"#
-    ));
-    input.push('\n');
-    input.push_str(&records(3..=4));
-    let receiver = Receiver::with_script(Script {
-        rules: vec![Rule::when_body_contains(row_needle(2), Reply::status(422))],
-        default: Reply::status(200),
-    });
-    let config = config(&receiver.url("/hook"), json!({}));
-    let files = Files::new(&config, &destination_catalog(&["nested"]), None);
-    let run = run_deep(&files, input.into_bytes());
-    let outcome = check_invariants(
-        &run,
-        &receiver.requests(),
-        &Expect::completed(rows(1..=4), retry_budget(&config) + Duration::from_secs(5)),
-    );
+    let (nested, input) = nested_input(200);
+    let receiver = receiver_with_rule(Rule::when_body_contains(row_needle(2), Reply::status(422)));
+    let (run, outcome) = nested_run(&receiver, json!({}), &input);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     assert_eq!(outcome.rejected_rows, BTreeSet::from([2]));
     let echo = run.rejected_records()[0];
@@ -1604,12 +1464,9 @@ fn a_refused_deeply_nested_record_is_echoed_not_a_crash() {
 /// A fatal answer while the orchestrator keeps stdin open: the connector must not wait for EOF.
 #[test]
 fn a_fatal_answer_ends_the_run_even_while_stdin_stays_open() {
-    let receiver = Receiver::with_script(Script {
-        rules: Vec::new(),
-        default: Reply::status(401),
-    });
+    let receiver = receiver_answering(Reply::status(401));
     let config = config(&receiver.url("/hook"), json!({}));
-    let files = Files::new(&config, &destination_catalog(&[]), None);
+    let files = Files::plain(&config);
     let started = Instant::now();
     let running = Running::start(&files, records(1..=3).into_bytes(), true);
     let (mut run, exited, _) = running.finish();
@@ -1636,12 +1493,7 @@ fn large_records_do_not_grow_memory_with_the_input() {
     let blob = "x".repeat(RECORD_MB * 1024 * 1024);
     let mut input = Vec::new();
     for row in 1..=n {
-        input.extend_from_slice(
-            format!(
-                r#"{{"type":"RECORD","record":{{"stream":"users","data":{{"_valmi_meta":{{"_valmi_row_num":{row},"_valmi_sync_op":"upsert"}},"id":{row},"email":"u{row}@x.io","blob":"{blob}"}},"emitted_at":1}}}}"#
-            )
-            .as_bytes(),
-        );
+        input.extend_from_slice(record_with(row, &format!(r#","blob":"{blob}""#)).as_bytes());
         input.push(b'\n');
     }
     drop(blob);

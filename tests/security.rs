@@ -27,21 +27,6 @@ const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 // ---------------------------------------------------------------------------------------------
 // Running the connector.
 
-fn valmi_input() -> String {
-    read_fixture("valmi/observed/messages.jsonl")
-}
-
-fn airbyte_input() -> String {
-    read_fixture("airbyte/dat_exchange_rate_messages.v0.jsonl")
-}
-
-/// `check --config`, with the config written to a temporary file.
-fn check(config: &Value) -> Run {
-    let dir = Workdir::new();
-    let path = dir.write_json("config.json", config);
-    run(&["check", "--config", path_str(&path)], b"")
-}
-
 /// The one CONNECTION_STATUS of a `check` run: (status, message).
 #[track_caller]
 fn status_of(run: &Run) -> (String, String) {
@@ -61,67 +46,28 @@ fn status_of(run: &Run) -> (String, String) {
     )
 }
 
-/// Valmi `write` with extra arguments (`--dry-run`).
-fn write_valmi_args(config: &Value, extra: &[&str], stdin: &[u8]) -> Run {
-    let dir = Workdir::new();
-    let config_path = dir.write_json("config.json", config);
-    let source = fixture(VALMI_SOURCE_CATALOG);
-    let dest = fixture(VALMI_DEST_CATALOG);
-    let mut args = vec![
-        "write",
-        "--config",
-        path_str(&config_path),
-        "--catalog",
-        path_str(&source),
-        "--destination_catalog",
-        path_str(&dest),
-    ];
-    args.extend_from_slice(extra);
-    run(&args, stdin)
+/// The six fixture records written with `config` (Valmi dialect).
+fn write_fixture(config: &Value) -> Run {
+    write_valmi(config, valmi_messages().as_bytes())
 }
 
-fn write_airbyte_fixture(config: &Value) -> Run {
-    write_airbyte(
-        config,
-        &fixture_json(AIRBYTE_EXCHANGE_CATALOG),
-        airbyte_input().as_bytes(),
-    )
-}
-
-/// A successful write: exit 0 and no TRACE ERROR.
+/// [`write_fixture`] to `receiver`'s `/hook` under [`config`] with `extra`; the write must
+/// complete.
 #[track_caller]
-fn assert_completed(run: &Run) {
-    assert_eq!(run.code, Some(0), "{}", run.dump());
-    assert!(run.errors().is_empty(), "{}", run.dump());
+fn completed_sync(receiver: &Receiver, extra: Value) -> Run {
+    let run = write_fixture(&config(&receiver.url("/hook"), extra));
+    assert_completed(&run);
+    run
 }
 
-/// A failed write: non-zero exit and a TRACE ERROR of `failure_type` as the last message;
-/// returns its message.
+/// A write that must fail with some TRACE ERROR (how many is faults.rs's business: it is
+/// printed twice today).
 #[track_caller]
-fn assert_fatal(run: &Run, failure_type: &str) -> String {
+fn failed_write(config: &Value) -> Run {
+    let run = write_fixture(config);
     assert_ne!(run.code, Some(0), "{}", run.dump());
-    assert!(run.code.is_some(), "killed by a signal: {}", run.dump());
-    let last = run.messages.last().expect("something on stdout");
-    assert_eq!(last["type"], "TRACE", "{}", run.dump());
-    assert_eq!(last["trace"]["type"], "ERROR", "{}", run.dump());
-    assert_eq!(
-        last["trace"]["error"]["failure_type"],
-        failure_type,
-        "{}",
-        run.dump()
-    );
-    last["trace"]["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-/// A port nothing listens on (bound, then closed).
-fn closed_port() -> u16 {
-    let listener = StdListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    port
+    assert!(!run.errors().is_empty(), "{}", run.dump());
+    run
 }
 
 fn signing_receiver(secret: &str, script: Script) -> Receiver {
@@ -424,11 +370,10 @@ fn all_requests_carry(receiver: &Receiver, name: &str, value: &str) {
 #[test]
 fn bearer_auth_sends_the_token_as_an_authorization_header() {
     let receiver = Receiver::start_default();
-    let config = config(
-        &receiver.url("/hook"),
+    completed_sync(
+        &receiver,
         json!({"auth": {"type": "bearer", "token": "tok-123.abc"}}),
     );
-    assert_completed(&write_valmi(&config, valmi_input().as_bytes()));
     all_requests_carry(&receiver, "authorization", "Bearer tok-123.abc");
     for r in receiver.requests() {
         let agent = r.header("user-agent").unwrap_or_default();
@@ -440,11 +385,10 @@ fn bearer_auth_sends_the_token_as_an_authorization_header() {
 fn basic_auth_sends_base64_of_user_colon_password() {
     let receiver = Receiver::start_default();
     // A password with colons: only the first colon of user:pass separates them on the server.
-    let config = config(
-        &receiver.url("/hook"),
+    completed_sync(
+        &receiver,
         json!({"auth": {"type": "basic", "username": "alice", "password": "p:a:ss wörd"}}),
     );
-    assert_completed(&write_valmi(&config, valmi_input().as_bytes()));
     let expected = format!("Basic {}", B64.encode("alice:p:a:ss wörd"));
     all_requests_carry(&receiver, "authorization", &expected);
 }
@@ -452,11 +396,10 @@ fn basic_auth_sends_base64_of_user_colon_password() {
 #[test]
 fn api_key_auth_puts_the_key_in_the_named_header() {
     let receiver = Receiver::start_default();
-    let config = config(
-        &receiver.url("/hook"),
+    completed_sync(
+        &receiver,
         json!({"auth": {"type": "api_key", "header_name": "X-Partner-Key", "api_key": "k-42"}}),
     );
-    assert_completed(&write_valmi(&config, valmi_input().as_bytes()));
     all_requests_carry(&receiver, "x-partner-key", "k-42");
     assert!(receiver
         .requests()
@@ -467,11 +410,10 @@ fn api_key_auth_puts_the_key_in_the_named_header() {
 #[test]
 fn a_configured_header_value_with_colons_is_sent_whole() {
     let receiver = Receiver::start_default();
-    let config = config(
-        &receiver.url("/hook"),
+    completed_sync(
+        &receiver,
         json!({"headers": ["Authorization: Bearer abc:def", "X-Trace:   t:1:2  "]}),
     );
-    assert_completed(&write_valmi(&config, valmi_input().as_bytes()));
     all_requests_carry(&receiver, "authorization", "Bearer abc:def");
     all_requests_carry(&receiver, "x-trace", "t:1:2");
 }
@@ -483,7 +425,7 @@ fn assert_refused_config(headers: Value, needles: &[&str], hidden: &str) {
     let receiver = Receiver::start_default();
     let config = config(&receiver.url("/hook"), json!({ "headers": headers }));
 
-    let checked = check(&config);
+    let checked = run_check(&config);
     let (status, message) = status_of(&checked);
     assert_eq!(status, "FAILED", "{}", checked.dump());
     assert!(
@@ -493,7 +435,7 @@ fn assert_refused_config(headers: Value, needles: &[&str], hidden: &str) {
     assert!(!checked.stdout.contains(hidden), "{}", checked.dump());
     assert!(!checked.stderr.contains(hidden), "{}", checked.dump());
 
-    let written = write_valmi(&config, valmi_input().as_bytes());
+    let written = write_fixture(&config);
     let message = assert_fatal(&written, "config_error");
     assert!(
         needles.iter().any(|n| message.contains(n)),
@@ -547,10 +489,10 @@ fn configured_signature_and_idempotency_headers_are_refused() {
         &receiver.url("/hook"),
         json!({"auth": {"type": "api_key", "header_name": "Idempotency-Key", "api_key": "k-HIDDEN"}}),
     );
-    let (status, message) = status_of(&check(&config));
+    let (status, message) = status_of(&run_check(&config));
     assert_eq!(status, "FAILED");
     assert!(message.contains("Idempotency-Key"), "{message}");
-    let written = write_valmi(&config, valmi_input().as_bytes());
+    let written = write_fixture(&config);
     assert_fatal(&written, "config_error");
     assert!(!written.stdout.contains("k-HIDDEN"), "{}", written.dump());
     assert_eq!(receiver.request_count(), 0);
@@ -579,15 +521,20 @@ fn assert_signed_and_valid(requests: &[RecordedRequest]) {
     }
 }
 
-#[test]
-fn every_request_of_a_post_sync_is_signed_and_verifies() {
-    let receiver = signing_receiver(WHSEC, Script::default());
-    let config = config(&receiver.url("/hook"), json!({"signing_secret": WHSEC}));
-    let run = write_valmi(&config, valmi_input().as_bytes());
-    assert_completed(&run);
+/// The six requests of a sync of the fixture, each signed and verified by the receiver.
+#[track_caller]
+fn six_signed_requests(receiver: &Receiver) -> Vec<RecordedRequest> {
     let requests = receiver.requests();
     assert_eq!(requests.len(), 6);
     assert_signed_and_valid(&requests);
+    requests
+}
+
+#[test]
+fn every_request_of_a_post_sync_is_signed_and_verifies() {
+    let receiver = signing_receiver(WHSEC, Script::default());
+    completed_sync(&receiver, json!({"signing_secret": WHSEC}));
+    let requests = six_signed_requests(&receiver);
     // Also by the signature computed here from the received body.
     for r in &requests {
         let expected = expected_signature(
@@ -606,12 +553,10 @@ fn a_retried_request_is_signed_again_under_the_same_webhook_id() {
         WHSEC,
         Script::sequence(vec![Reply::status(500), Reply::status(200)]),
     );
-    let config = config(
-        &receiver.url("/hook"),
+    completed_sync(
+        &receiver,
         json!({"signing_secret": WHSEC, "max_retries": 2, "concurrency": 1}),
     );
-    let run = write_valmi(&config, valmi_input().as_bytes());
-    assert_completed(&run);
     let requests = receiver.requests();
     assert_eq!(requests.len(), 7, "6 records + 1 retry");
     assert_signed_and_valid(&requests);
@@ -635,11 +580,7 @@ fn a_retried_request_is_signed_again_under_the_same_webhook_id() {
 #[test]
 fn a_batch_is_signed_over_its_array_body() {
     let receiver = signing_receiver(WHSEC, Script::default());
-    let config = config(
-        &receiver.url("/hook"),
-        json!({"signing_secret": WHSEC, "batch_size": 3}),
-    );
-    assert_completed(&write_valmi(&config, valmi_input().as_bytes()));
+    completed_sync(&receiver, json!({"signing_secret": WHSEC, "batch_size": 3}));
     let requests = receiver.requests();
     assert_signed_and_valid(&requests);
     let mut rows: Vec<u64> = requests.iter().flat_map(|r| body_rows(&r.json())).collect();
@@ -662,10 +603,8 @@ fn a_get_request_is_signed_over_the_empty_body() {
         &receiver.url("/hook?fixed=1"),
         json!({"signing_secret": WHSEC, "method": "GET"}),
     );
-    assert_completed(&write_valmi(&config, valmi_input().as_bytes()));
-    let requests = receiver.requests();
-    assert_eq!(requests.len(), 6);
-    assert_signed_and_valid(&requests);
+    assert_completed(&write_fixture(&config));
+    let requests = six_signed_requests(&receiver);
     for r in &requests {
         assert_eq!(r.method, "GET");
         assert!(r.body.is_empty());
@@ -698,7 +637,7 @@ fn a_gzip_request_is_signed_over_an_exact_form_of_its_body() {
         &format!("http://127.0.0.1:{}/hook", server.port),
         json!({"signing_secret": WHSEC, "compression": "gzip"}),
     );
-    assert_completed(&write_valmi(&config, valmi_input().as_bytes()));
+    assert_completed(&write_fixture(&config));
     let captured = server.captured();
     assert_eq!(captured.len(), 6);
     for c in &captured {
@@ -718,36 +657,29 @@ fn a_gzip_request_is_signed_over_an_exact_form_of_its_body() {
 #[test]
 fn a_gzip_request_verifies_with_a_standard_webhooks_library() {
     let receiver = signing_receiver(WHSEC, Script::default());
-    let config = common::config(
-        &receiver.url("/hook"),
+    completed_sync(
+        &receiver,
         json!({"signing_secret": WHSEC, "compression": "gzip"}),
     );
-    assert_completed(&write_valmi(&config, valmi_input().as_bytes()));
-    let requests = receiver.requests();
-    assert_eq!(requests.len(), 6);
+    let requests = six_signed_requests(&receiver);
     assert!(requests
         .iter()
         .all(|r| r.header("content-encoding") == Some("gzip")));
-    assert_signed_and_valid(&requests);
 }
 
 #[test]
 fn a_raw_secret_is_used_as_its_bytes() {
     let secret = "a plain shared secret";
     let receiver = signing_receiver(secret, Script::default());
-    let config = config(&receiver.url("/hook"), json!({"signing_secret": secret}));
-    assert_completed(&write_valmi(&config, valmi_input().as_bytes()));
-    let requests = receiver.requests();
-    assert_eq!(requests.len(), 6);
-    assert_signed_and_valid(&requests);
+    completed_sync(&receiver, json!({"signing_secret": secret}));
+    six_signed_requests(&receiver);
 }
 
 #[test]
 fn a_receiver_with_another_secret_rejects_every_signature() {
     let other = format!("whsec_{}", B64.encode("a different secret key"));
     let receiver = signing_receiver(&other, Script::default());
-    let config = config(&receiver.url("/hook"), json!({"signing_secret": WHSEC}));
-    assert_completed(&write_valmi(&config, valmi_input().as_bytes()));
+    completed_sync(&receiver, json!({"signing_secret": WHSEC}));
     let requests = receiver.requests();
     assert_eq!(requests.len(), 6);
     assert!(
@@ -760,8 +692,7 @@ fn a_receiver_with_another_secret_rejects_every_signature() {
     );
     // Unsigned requests do not verify either.
     let receiver = signing_receiver(WHSEC, Script::default());
-    let config = common::config(&receiver.url("/hook"), json!({}));
-    assert_completed(&write_valmi(&config, valmi_input().as_bytes()));
+    completed_sync(&receiver, json!({}));
     let requests = receiver.requests();
     assert!(requests.iter().all(|r| r.signature_valid == Some(false)));
     assert!(requests
@@ -776,19 +707,10 @@ fn a_receiver_with_another_secret_rejects_every_signature() {
 /// webhook-id.
 fn valmi_keys(run_time_args: Value) -> std::collections::BTreeMap<u64, String> {
     let receiver = Receiver::start_default();
-    let mut cfg = config(&receiver.url("/hook"), json!({}));
-    cfg["run_time_args"] = run_time_args;
-    assert_completed(&write_valmi(&cfg, valmi_input().as_bytes()));
+    completed_sync(&receiver, json!({ "run_time_args": run_time_args }));
     let requests = receiver.requests();
     assert_eq!(requests.len(), 6);
-    requests
-        .iter()
-        .map(|r| {
-            let key = r.header("idempotency-key").expect("Idempotency-Key");
-            assert_eq!(r.header("webhook-id"), Some(key), "{:?}", r.headers);
-            (request_row(r), key.to_string())
-        })
-        .collect()
+    idempotency_keys(&requests, request_row)
 }
 
 #[test]
@@ -817,18 +739,14 @@ fn airbyte_idempotency_keys_repeat_across_runs_of_the_same_input() {
     let keys = || {
         let receiver = Receiver::start_default();
         let cfg = config(&receiver.url("/hook"), json!({}));
-        assert_completed(&write_airbyte_fixture(&cfg));
+        assert_completed(&write_airbyte(
+            &cfg,
+            &exchange_rate_catalog(),
+            exchange_rate_messages().as_bytes(),
+        ));
         let requests = receiver.requests();
         assert_eq!(requests.len(), 5);
-        requests
-            .iter()
-            .map(|r| {
-                let key = r.header("idempotency-key").expect("Idempotency-Key");
-                assert_eq!(r.header("webhook-id"), Some(key));
-                let envelope = r.json();
-                (envelope["_message_id"].as_u64().unwrap(), key.to_string())
-            })
-            .collect::<std::collections::BTreeMap<u64, String>>()
+        idempotency_keys(&requests, |r| r.json()["_message_id"].as_u64().unwrap())
     };
     let first = keys();
     assert_eq!(first, keys());
@@ -839,6 +757,18 @@ fn airbyte_idempotency_keys_repeat_across_runs_of_the_same_input() {
 // =============================================================================================
 // 4. TLS: private CA, untrusted certificate, mutual TLS; `check` and `write` agree
 
+/// The PKI and a TLS server presenting its server certificate; with `mutual`, the server also
+/// demands a client certificate signed by the client CA.
+fn tls_server(mutual: bool) -> (&'static Pki, TestServer) {
+    let pki = pki();
+    let config = if mutual {
+        &pki.mtls_server_config
+    } else {
+        &pki.server_config
+    };
+    (pki, TestServer::start(Some(config.clone())))
+}
+
 fn tls_config(port: u16, tls: Value) -> Value {
     config(
         &format!("https://127.0.0.1:{port}/hook"),
@@ -848,19 +778,18 @@ fn tls_config(port: u16, tls: Value) -> Value {
 
 #[test]
 fn tls_with_the_private_ca_checks_and_delivers() {
-    let pki = pki();
-    let server = TestServer::start(Some(pki.server_config.clone()));
+    let (pki, server) = tls_server(false);
     let config = tls_config(server.port, json!({"ca_certificate": pki.ca_pem}));
-    let (status, message) = status_of(&check(&config));
+    let (status, message) = status_of(&run_check(&config));
     assert_eq!(status, "SUCCEEDED", "{message}");
     assert_eq!(server.requests(), 0, "check sends no request");
     // By name too (SNI and a DNS SAN), whichever address localhost resolves to first.
     let mut by_name = config.clone();
     by_name["url"] = json!(format!("https://localhost:{}/hook", server.port));
-    let (status, message) = status_of(&check(&by_name));
+    let (status, message) = status_of(&run_check(&by_name));
     assert_eq!(status, "SUCCEEDED", "{message}");
 
-    let run = write_valmi(&config, valmi_input().as_bytes());
+    let run = write_fixture(&config);
     assert_completed(&run);
     assert_eq!(server.requests(), 6, "{}", run.dump());
     assert_eq!(server.handshake_failures(), 0);
@@ -868,10 +797,9 @@ fn tls_with_the_private_ca_checks_and_delivers() {
 
 #[test]
 fn tls_without_the_ca_fails_check_as_not_trusted() {
-    let pki = pki();
-    let server = TestServer::start(Some(pki.server_config.clone()));
+    let (pki, server) = tls_server(false);
     let config = tls_config(server.port, json!({}));
-    let (status, message) = status_of(&check(&config));
+    let (status, message) = status_of(&run_check(&config));
     assert_eq!(status, "FAILED", "{message}");
     let lower = message.to_lowercase();
     assert!(
@@ -880,29 +808,23 @@ fn tls_without_the_ca_fails_check_as_not_trusted() {
     );
     // A CA that is not the server's is not enough either.
     let config = tls_config(server.port, json!({"ca_certificate": pki.client_ca_pem}));
-    let (status, message) = status_of(&check(&config));
+    let (status, message) = status_of(&run_check(&config));
     assert_eq!(status, "FAILED", "{message}");
     assert!(message.to_lowercase().contains("not trusted"), "{message}");
 }
 
 #[test]
 fn tls_without_the_ca_fails_write_without_delivering() {
-    let pki = pki();
-    let server = TestServer::start(Some(pki.server_config.clone()));
-    let config = tls_config(server.port, json!({}));
-    let run = write_valmi(&config, valmi_input().as_bytes());
-    assert_ne!(run.code, Some(0), "{}", run.dump());
-    // (Exactly one TRACE ERROR is faults.rs's business: it is printed twice today.)
-    assert!(!run.errors().is_empty(), "{}", run.dump());
+    let (_, server) = tls_server(false);
+    failed_write(&tls_config(server.port, json!({})));
     assert_eq!(server.requests(), 0);
 }
 
 #[test]
 fn tls_without_the_ca_fails_write_at_once_as_a_config_error() {
-    let pki = pki();
-    let server = TestServer::start(Some(pki.server_config.clone()));
+    let (_, server) = tls_server(false);
     let config = tls_config(server.port, json!({}));
-    let run = write_valmi(&config, valmi_input().as_bytes());
+    let run = write_fixture(&config);
     let message = assert_fatal(&run, "config_error");
     assert!(
         message.to_lowercase().contains("certificate"),
@@ -919,8 +841,7 @@ fn tls_without_the_ca_fails_write_at_once_as_a_config_error() {
 
 #[test]
 fn mutual_tls_with_the_client_certificate_checks_and_delivers() {
-    let pki = pki();
-    let server = TestServer::start(Some(pki.mtls_server_config.clone()));
+    let (pki, server) = tls_server(true);
     let config = tls_config(
         server.port,
         json!({
@@ -929,39 +850,30 @@ fn mutual_tls_with_the_client_certificate_checks_and_delivers() {
             "client_key": pki.client_key_pem,
         }),
     );
-    let (status, message) = status_of(&check(&config));
+    let (status, message) = status_of(&run_check(&config));
     assert_eq!(status, "SUCCEEDED", "{message}");
-    let run = write_valmi(&config, valmi_input().as_bytes());
+    let run = write_fixture(&config);
     assert_completed(&run);
     assert_eq!(server.requests(), 6, "{}", run.dump());
 }
 
 #[test]
 fn mutual_tls_without_a_client_certificate_delivers_nothing() {
-    let pki = pki();
-    let server = TestServer::start(Some(pki.mtls_server_config.clone()));
-    let config = tls_config(server.port, json!({"ca_certificate": pki.ca_pem}));
-    let run = write_valmi(&config, valmi_input().as_bytes());
-    assert_ne!(run.code, Some(0), "{}", run.dump());
-    // (Exactly one TRACE ERROR is faults.rs's business: it is printed twice today.)
-    assert!(!run.errors().is_empty(), "{}", run.dump());
-    assert!(
-        run.states()
-            .iter()
-            .all(|s| state_data(s)["finished"] == false),
-        "{}",
-        run.dump()
-    );
+    let (pki, server) = tls_server(true);
+    let run = failed_write(&tls_config(
+        server.port,
+        json!({"ca_certificate": pki.ca_pem}),
+    ));
+    assert!(run.never_finished(), "{}", run.dump());
     assert_eq!(server.requests(), 0);
     assert!(server.handshake_failures() >= 1);
 }
 
 #[test]
 fn mutual_tls_without_a_client_certificate_fails_check() {
-    let pki = pki();
-    let server = TestServer::start(Some(pki.mtls_server_config.clone()));
+    let (pki, server) = tls_server(true);
     let config = tls_config(server.port, json!({"ca_certificate": pki.ca_pem}));
-    let (status, message) = status_of(&check(&config));
+    let (status, message) = status_of(&run_check(&config));
     assert_eq!(status, "FAILED", "{message}");
     assert!(message.contains("client certificate"), "{message}");
 }
@@ -1062,7 +974,7 @@ fn secret_configs(host_port: &str, extra: Value) -> Vec<(&'static str, Value)> {
     variants
         .into_iter()
         .map(|(name, url, auth)| {
-            let mut c = config(
+            let c = config(
                 url,
                 json!({
                     "auth": auth,
@@ -1075,10 +987,7 @@ fn secret_configs(host_port: &str, extra: Value) -> Vec<(&'static str, Value)> {
                     "max_retries": 1,
                 }),
             );
-            for (k, v) in extra.as_object().unwrap() {
-                c[k.as_str()] = v.clone();
-            }
-            (name, c)
+            (name, overlay(c, &extra))
         })
         .collect()
 }
@@ -1121,7 +1030,7 @@ fn a_successful_sync_prints_no_secret() {
     let receiver = Receiver::start_default();
     for (variant, config) in secret_configs(&receiver.addr().to_string(), json!({})) {
         let before = receiver.requests().len();
-        let run = write_valmi(&config, valmi_input().as_bytes());
+        let run = write_fixture(&config);
         assert_completed(&run);
         assert_no_secret(&run, variant);
         // The secrets really were sent, so their absence from the output means something.
@@ -1149,7 +1058,7 @@ fn assert_echo_is_redacted(status: u16, variants: &[&str], body: impl Fn(&str) -
             ..Script::default()
         });
         config["concurrency"] = json!(1);
-        let run = write_valmi(&config, valmi_input().as_bytes());
+        let run = write_fixture(&config);
         let failure_type = if status == 401 {
             "config_error"
         } else {
@@ -1203,12 +1112,12 @@ fn a_secret_cut_by_the_response_excerpt_is_not_printed_in_part() {
 fn a_refused_connection_prints_no_secret() {
     let port = closed_port();
     for (variant, config) in secret_configs(&format!("127.0.0.1:{port}"), json!({})) {
-        let run = write_valmi(&config, valmi_input().as_bytes());
+        let run = write_fixture(&config);
         let message = assert_fatal(&run, "transient_error");
         assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
         assert_no_secret(&run, variant);
 
-        let checked = check(&config);
+        let checked = run_check(&config);
         let (status, message) = status_of(&checked);
         assert_eq!(status, "FAILED");
         assert!(message.contains("refused"), "{message}");
@@ -1256,10 +1165,10 @@ fn an_invalid_config_prints_no_secret() {
     broken.push(("an unknown auth type".into(), c));
 
     for (what, config) in broken {
-        let run = write_valmi(&config, valmi_input().as_bytes());
+        let run = write_fixture(&config);
         assert_fatal(&run, "config_error");
         assert_no_secret(&run, &what);
-        let checked = check(&config);
+        let checked = run_check(&config);
         let (status, _) = status_of(&checked);
         assert_eq!(status, "FAILED", "{what}");
         assert_no_secret(&checked, &what);
@@ -1269,8 +1178,7 @@ fn an_invalid_config_prints_no_secret() {
 
 #[test]
 fn failing_checks_and_tls_failures_print_no_secret() {
-    let pki = pki();
-    let server = TestServer::start(Some(pki.mtls_server_config.clone()));
+    let (pki, server) = tls_server(true);
     for (variant, mut config) in secret_configs(&format!("127.0.0.1:{}", server.port), json!({})) {
         // https (with userinfo in one variant): untrusted, since no CA is configured.
         let url = config["url"]
@@ -1278,15 +1186,15 @@ fn failing_checks_and_tls_failures_print_no_secret() {
             .unwrap()
             .replace("http://", "https://");
         config["url"] = json!(url);
-        let checked = check(&config);
+        let checked = run_check(&config);
         assert_eq!(status_of(&checked).0, "FAILED");
         assert_no_secret(&checked, variant);
-        let written = write_valmi(&config, valmi_input().as_bytes());
+        let written = write_fixture(&config);
         assert_ne!(written.code, Some(0));
         assert_no_secret(&written, variant);
         // Trusted, but the server refuses the client certificate (signed by another CA).
         config["tls"]["ca_certificate"] = json!(pki.ca_pem);
-        let written = write_valmi(&config, valmi_input().as_bytes());
+        let written = write_fixture(&config);
         assert_ne!(written.code, Some(0));
         assert_no_secret(&written, variant);
 
@@ -1295,7 +1203,7 @@ fn failing_checks_and_tls_failures_print_no_secret() {
         config["url"] = json!(format!(
             "http://user:{URL_PASSWORD}@nonexistent.invalid/hook"
         ));
-        let checked = check(&config);
+        let checked = run_check(&config);
         let (status, message) = status_of(&checked);
         assert_eq!(status, "FAILED");
         assert!(message.contains("nonexistent.invalid"), "{message}");
@@ -1312,7 +1220,10 @@ fn a_dry_run_prints_requests_without_secrets() {
         for (variant, config) in
             secret_configs(&receiver.addr().to_string(), json!({"method": method}))
         {
-            let run = write_valmi_args(&config, &["--dry-run"], valmi_input().as_bytes());
+            let dir = Workdir::new();
+            let mut args = valmi_args(&dir, &config, None, None);
+            args.push("--dry-run".into());
+            let run = run(&str_args(&args), valmi_messages().as_bytes());
             assert_completed(&run);
             let shown: Vec<String> = run
                 .logs("INFO")
@@ -1331,7 +1242,7 @@ fn url_userinfo_does_not_silently_replace_the_configured_auth() {
     let receiver = Receiver::start_default();
     let url = format!("http://user:{URL_PASSWORD}@{}/hook", receiver.addr());
     let config = config(&url, json!({"auth": {"type": "bearer", "token": TOKEN}}));
-    let run = write_valmi(&config, valmi_input().as_bytes());
+    let run = write_fixture(&config);
     if run.code == Some(0) {
         for r in receiver.requests() {
             assert_eq!(
@@ -1357,15 +1268,12 @@ fn a_redirect_is_not_followed_and_is_reported_with_its_location() {
             "http://mallory:pw-REDIRECT-7@{}/elsewhere?x=1",
             elsewhere.addr()
         );
-        let receiver = Receiver::with_script(Script {
-            default: Reply::status(status).with_header("Location", location),
-            ..Script::default()
-        });
+        let receiver = receiver_answering(Reply::status(status).with_header("Location", location));
         let config = config(
             &receiver.url("/hook"),
             json!({"concurrency": 1, "auth": {"type": "bearer", "token": TOKEN}}),
         );
-        let run = write_valmi(&config, valmi_input().as_bytes());
+        let run = write_fixture(&config);
         let message = assert_fatal(&run, "config_error");
         assert!(
             message.contains(&format!("{}/elsewhere", elsewhere.addr())),
@@ -1388,54 +1296,28 @@ fn a_redirect_is_not_followed_and_is_reported_with_its_location() {
 // =============================================================================================
 // 7. A huge response body is not kept
 
-/// The `VmHWM` (peak resident set, kB) of a process, while it runs.
-fn peak_rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// A 6-record Valmi sync against an endpoint answering 200 with `body_bytes` bytes to every
 /// request: the run, the request count and the child's peak RSS (kB) seen while it ran.
 fn sync_with_answers_of(body_bytes: usize) -> (Run, u64, u64) {
-    let receiver = Receiver::with_script(Script {
-        default: Reply::status(200).with_body_bytes(body_bytes),
-        ..Script::default()
-    });
+    let receiver = receiver_answering(Reply::status(200).with_body_bytes(body_bytes));
     let config = config(
         &receiver.url("/hook"),
         json!({"timeout_seconds": 20, "concurrency": 6}),
     );
     let dir = Workdir::new();
-    let config_path = dir.write_json("config.json", &config);
-    let source = fixture(VALMI_SOURCE_CATALOG);
-    let dest = fixture(VALMI_DEST_CATALOG);
-    let mut child = spawn(&[
-        "write",
-        "--config",
-        path_str(&config_path),
-        "--catalog",
-        path_str(&source),
-        "--destination_catalog",
-        path_str(&dest),
-    ]);
+    let mut child = spawn(&str_args(&valmi_args(&dir, &config, None, None)));
     let pid = child.id();
     child
         .stdin
         .take()
         .unwrap()
-        .write_all(valmi_input().as_bytes())
+        .write_all(valmi_messages().as_bytes())
         .unwrap();
     let mut peak = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while child.try_wait().unwrap().is_none() {
         assert!(std::time::Instant::now() < deadline, "write did not finish");
-        if let Some(kb) = peak_rss_kb(pid) {
+        if let Some(kb) = vm_hwm_kb(pid) {
             peak = peak.max(kb);
         }
         std::thread::sleep(Duration::from_millis(2));

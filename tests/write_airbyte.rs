@@ -7,17 +7,26 @@ use std::collections::BTreeSet;
 
 use common::*;
 use serde_json::{json, Value};
-use webhook_receiver::{Receiver, RecordedRequest, Reply, Rule, Script};
+use webhook_receiver::{Receiver, RecordedRequest, Reply, Rule};
 
-fn exchange_catalog() -> Value {
-    fixture_json(AIRBYTE_EXCHANGE_CATALOG)
+/// `write` of `input` with `catalog` to `receiver`'s `/hook` under the default [`config`]; the
+/// run must exit 0.
+#[track_caller]
+fn write_ok(receiver: &Receiver, catalog: &Value, input: &str) -> Run {
+    let run = write_airbyte(
+        &config(&receiver.url("/hook"), json!({})),
+        catalog,
+        input.as_bytes(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    run
 }
 
-fn input_of_type(text: &str, kind: &str) -> Vec<Value> {
-    jsonl(text)
-        .into_iter()
-        .filter(|m| m["type"] == kind)
-        .collect()
+/// The exchange-rate catalog with its stream in namespace `fx`.
+fn fx_catalog() -> Value {
+    let mut catalog = exchange_rate_catalog();
+    catalog["streams"][0]["stream"]["namespace"] = json!("fx");
+    catalog
 }
 
 fn object_keys(v: &Value) -> Vec<&str> {
@@ -35,16 +44,11 @@ fn state_lines(run: &Run) -> Vec<&str> {
 #[test]
 fn exchange_rate_records_and_states() {
     let receiver = Receiver::start_default();
-    let input = read_fixture("airbyte/dat_exchange_rate_messages.v0.jsonl");
-    let run = write_airbyte(
-        &config(&receiver.url("/hook"), json!({})),
-        &exchange_catalog(),
-        input.as_bytes(),
-    );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let input = exchange_rate_messages();
+    let run = write_ok(&receiver, &exchange_rate_catalog(), &input);
     assert!(run.errors().is_empty(), "{}", run.dump());
 
-    let records = input_of_type(&input, "RECORD");
+    let records = messages_of_type(&input, "RECORD");
     let requests = receiver.requests();
     assert_eq!(requests.len(), 5, "{}", run.dump());
     // overwrite without a primary key: one at a time, so in input order.
@@ -63,7 +67,7 @@ fn exchange_rate_records_and_states() {
         assert!(request.header("idempotency-key").is_some());
     }
 
-    let input_states = input_of_type(&input, "STATE");
+    let input_states = messages_of_type(&input, "STATE");
     assert_eq!(input_states.len(), 3);
     let states = run.states();
     assert_eq!(states.len(), 3, "{}", run.dump());
@@ -90,7 +94,7 @@ fn exchange_rate_records_and_states() {
 
 fn edge_case_input() -> (String, usize, BTreeSet<String>) {
     let input = read_fixture("airbyte/dat_edge_case_messages.v0.jsonl");
-    let records = input_of_type(&input, "RECORD");
+    let records = messages_of_type(&input, "RECORD");
     let streams: BTreeSet<String> = records
         .iter()
         .map(|r| r["record"]["stream"].as_str().unwrap().to_string())
@@ -103,12 +107,7 @@ fn edge_case_input() -> (String, usize, BTreeSet<String>) {
 fn streams_missing_from_the_catalog_are_not_sent_and_counted_as_rejected() {
     let receiver = Receiver::start_default();
     let (input, record_count, streams) = edge_case_input();
-    let run = write_airbyte(
-        &config(&receiver.url("/hook"), json!({})),
-        &exchange_catalog(),
-        input.as_bytes(),
-    );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let run = write_ok(&receiver, &exchange_rate_catalog(), &input);
     assert!(run.errors().is_empty(), "{}", run.dump());
     assert_eq!(receiver.requests().len(), 0, "nothing may be sent");
     let warns = run.logs("WARN");
@@ -140,12 +139,7 @@ fn streams_missing_from_the_catalog_are_not_sent_and_counted_as_rejected() {
 fn a_stream_missing_from_the_catalog_gets_one_warn_not_one_per_record() {
     let receiver = Receiver::start_default();
     let (input, _, streams) = edge_case_input();
-    let run = write_airbyte(
-        &config(&receiver.url("/hook"), json!({})),
-        &exchange_catalog(),
-        input.as_bytes(),
-    );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let run = write_ok(&receiver, &exchange_rate_catalog(), &input);
     let warns = run.logs("WARN");
     for stream in &streams {
         let naming = warns
@@ -163,19 +157,11 @@ fn overlaps(a: &RecordedRequest, b: &RecordedRequest) -> bool {
 
 #[test]
 fn records_with_the_same_primary_key_are_never_in_flight_together() {
-    let receiver = Receiver::with_script(Script {
-        default: Reply::status(200).with_delay_ms(80),
-        ..Script::default()
-    });
-    let mut catalog = exchange_catalog();
+    let receiver = receiver_answering(Reply::status(200).with_delay_ms(80));
+    let mut catalog = exchange_rate_catalog();
     catalog["streams"][0]["primary_key"] = json!([["id"]]);
-    let input = read_fixture("airbyte/dat_exchange_rate_messages.v0.jsonl");
-    let run = write_airbyte(
-        &config(&receiver.url("/hook"), json!({})),
-        &catalog,
-        input.as_bytes(),
-    );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let input = exchange_rate_messages();
+    let run = write_ok(&receiver, &catalog, &input);
     let requests = receiver.requests();
     assert_eq!(requests.len(), 5);
     let id = |r: &RecordedRequest| r.json()["payload"]["id"].as_u64().unwrap();
@@ -204,28 +190,15 @@ fn records_with_the_same_primary_key_are_never_in_flight_together() {
 #[test]
 fn a_refused_record_is_a_warn_and_counted_in_the_next_state() {
     // The 4th record is the only one with "HKD": 7.99 (the payload is forwarded byte for byte).
-    let receiver = Receiver::with_script(Script {
-        rules: vec![Rule::when_body_contains(
-            "\"HKD\": 7.99",
-            Reply::status(422).with_body("bad rate"),
-        )],
-        ..Script::default()
-    });
-    let input = read_fixture("airbyte/dat_exchange_rate_messages.v0.jsonl");
-    let run = write_airbyte(
-        &config(&receiver.url("/hook"), json!({})),
-        &exchange_catalog(),
-        input.as_bytes(),
-    );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let receiver = receiver_with_rule(Rule::when_body_contains(
+        "\"HKD\": 7.99",
+        Reply::status(422).with_body("bad rate"),
+    ));
+    let input = exchange_rate_messages();
+    let run = write_ok(&receiver, &exchange_rate_catalog(), &input);
     assert_eq!(receiver.requests().len(), 5);
-    let stats: Vec<Value> = run
-        .states()
-        .iter()
-        .map(|s| s["state"]["destinationStats"].clone())
-        .collect();
     assert_eq!(
-        stats,
+        run.state_fields("destinationStats"),
         [
             json!({"recordCount": 1.0, "rejectedRecordCount": 0.0}),
             json!({"recordCount": 1.0, "rejectedRecordCount": 0.0}),
@@ -244,20 +217,14 @@ fn a_refused_record_is_a_warn_and_counted_in_the_next_state() {
 #[test]
 fn a_namespaced_stream_is_named_namespace_dot_name() {
     let receiver = Receiver::start_default();
-    let mut catalog = exchange_catalog();
-    catalog["streams"][0]["stream"]["namespace"] = json!("fx");
+    let catalog = fx_catalog();
     let input = concat!(
         r#"{"type":"RECORD","record":{"namespace":"fx","stream":"exchange_rate","emitted_at":1,"data":{"id":1}}}"#,
         "\n",
         r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"exchange_rate","namespace":"fx"},"stream_state":{"c":1}}}}"#,
         "\n"
     );
-    let run = write_airbyte(
-        &config(&receiver.url("/hook"), json!({})),
-        &catalog,
-        input.as_bytes(),
-    );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let run = write_ok(&receiver, &catalog, input);
     let requests = receiver.requests();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].json()["_stream"], "fx.exchange_rate");
@@ -276,19 +243,14 @@ fn a_namespaced_stream_is_named_namespace_dot_name() {
 #[test]
 fn input_ending_in_the_middle_of_a_line_warns_and_delivers_the_rest() {
     let receiver = Receiver::start_default();
-    let full = read_fixture("airbyte/dat_exchange_rate_messages.v0.jsonl");
+    let full = exchange_rate_messages();
     let mut input: String = full
         .lines()
         .filter(|l| !l.contains("\"TRACE\""))
         .map(|l| format!("{l}\n"))
         .collect();
     input.push_str(r#"{"type": "RECORD", "record": {"stream": "exchange_rate", "emitted_at": 1, "data": {"id": 9, "curr"#);
-    let run = write_airbyte(
-        &config(&receiver.url("/hook"), json!({})),
-        &exchange_catalog(),
-        input.as_bytes(),
-    );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let run = write_ok(&receiver, &exchange_rate_catalog(), &input);
     assert_eq!(receiver.requests().len(), 5, "{}", run.dump());
     let warns = run.logs("WARN");
     assert_eq!(warns.len(), 1, "{warns:#?}");
@@ -301,18 +263,12 @@ fn input_ending_in_the_middle_of_a_line_warns_and_delivers_the_rest() {
 
 fn a_record_without_namespace_matches_a_uniquely_named_namespaced_stream() {
     let receiver = Receiver::start_default();
-    let mut catalog = exchange_catalog();
-    catalog["streams"][0]["stream"]["namespace"] = json!("fx");
+    let catalog = fx_catalog();
     let input = concat!(
         r#"{"type":"RECORD","record":{"stream":"exchange_rate","emitted_at":1,"data":{"id":1}}}"#,
         "\n"
     );
-    let run = write_airbyte(
-        &config(&receiver.url("/hook"), json!({})),
-        &catalog,
-        input.as_bytes(),
-    );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let run = write_ok(&receiver, &catalog, input);
     assert_eq!(receiver.requests().len(), 1, "{}", run.dump());
     assert_eq!(receiver.requests()[0].json()["_stream"], "fx.exchange_rate");
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use common::*;
 use serde_json::{json, Value};
-use webhook_receiver::{Receiver, RecordedRequest, Reply, Rule, Script};
+use webhook_receiver::{Receiver, RecordedRequest, Reply, Rule};
 
 /// `config_post.json` / `config_get.json` pointed at `receiver` (same path and query).
 fn observed_config(name: &str, receiver: &Receiver, extra: Value) -> Value {
@@ -18,10 +18,15 @@ fn observed_config(name: &str, receiver: &Receiver, extra: Value) -> Value {
         "fixture changed"
     );
     config["url"] = json!(receiver.url("/hook?x=1"));
-    for (k, v) in extra.as_object().unwrap() {
-        config[k.as_str()] = v.clone();
-    }
-    config
+    overlay(config, &extra)
+}
+
+/// The six observed input records written with `config`; the run must exit 0.
+#[track_caller]
+fn write_observed_input(config: &Value) -> Run {
+    let run = write_valmi(config, valmi_messages().as_bytes());
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    run
 }
 
 fn message_id(request: &RecordedRequest) -> u64 {
@@ -59,11 +64,7 @@ fn check_post_requests_match_capture(received: &[RecordedRequest]) {
 fn golden_post_in_input_order_with_concurrency_1() {
     let receiver = Receiver::start_default();
     let config = observed_config("config_post.json", &receiver, json!({"concurrency": 1}));
-    let run = write_valmi(
-        &config,
-        read_fixture("valmi/observed/messages.jsonl").as_bytes(),
-    );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
+    write_observed_input(&config);
     check_post_requests_match_capture(&receiver.requests());
 }
 
@@ -72,11 +73,7 @@ fn golden_post_with_default_concurrency() {
     let receiver = Receiver::start_default();
     let config = observed_config("config_post.json", &receiver, json!({}));
     assert!(config.get("concurrency").is_none());
-    let run = write_valmi(
-        &config,
-        read_fixture("valmi/observed/messages.jsonl").as_bytes(),
-    );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
+    write_observed_input(&config);
     let mut requests = receiver.requests();
     requests.sort_by_key(message_id);
     check_post_requests_match_capture(&requests);
@@ -94,11 +91,7 @@ fn query_pairs(path: &str) -> (String, Vec<(String, String)>) {
 fn golden_get_query_parameters() {
     let receiver = Receiver::start_default();
     let config = observed_config("config_get.json", &receiver, json!({}));
-    let run = write_valmi(
-        &config,
-        read_fixture("valmi/observed/messages.jsonl").as_bytes(),
-    );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
+    write_observed_input(&config);
     let captured = jsonl(&read_fixture("valmi/observed/captured_get_requests.jsonl"));
     let mut received: Vec<(String, Vec<(String, String)>)> = receiver
         .requests()
@@ -178,12 +171,7 @@ fn resume_chunk_id_from_every_checkpoint_shape() {
     for state in &shapes {
         let receiver = Receiver::start_default();
         let config = config(&receiver.url("/hook"), json!({}));
-        let run = write_valmi_with(
-            &config,
-            None,
-            Some(state),
-            read_fixture("valmi/observed/messages.jsonl").as_bytes(),
-        );
+        let run = write_valmi_with(&config, None, Some(state), valmi_messages().as_bytes());
         assert_eq!(run.code, Some(0), "{state}: {}", run.dump());
         let states = run.states();
         assert!(!states.is_empty(), "{}", run.dump());
@@ -198,17 +186,6 @@ fn resume_chunk_id_from_every_checkpoint_shape() {
     }
 }
 
-fn keys_by_row(requests: &[RecordedRequest]) -> BTreeMap<u64, String> {
-    requests
-        .iter()
-        .map(|r| {
-            let key = r.header("idempotency-key").expect("idempotency-key");
-            assert_eq!(r.header("webhook-id"), Some(key));
-            (request_row(r), key.to_string())
-        })
-        .collect()
-}
-
 #[test]
 fn resume_skips_rows_the_checkpoint_covers_and_keeps_idempotency_keys() {
     let input = read_fixture("valmi/observed/messages8.jsonl");
@@ -216,12 +193,9 @@ fn resume_skips_rows_the_checkpoint_covers_and_keeps_idempotency_keys() {
         json!({"run_time_args": {"chunk_size": 4, "records_per_metric": 2, "run_id": "run-42"}});
 
     let first = Receiver::start_default();
-    let run = write_valmi(
-        &config(&first.url("/hook"), extra.clone()),
-        input.as_bytes(),
-    );
+    let run = write_valmi_to(&first, extra.clone(), input.as_bytes());
     assert_eq!(run.code, Some(0), "{}", run.dump());
-    let full_keys = keys_by_row(&first.requests());
+    let full_keys = idempotency_keys(&first.requests(), request_row);
     assert_eq!(full_keys.len(), 8);
     let distinct: std::collections::HashSet<_> = full_keys.values().collect();
     assert_eq!(distinct.len(), 8, "every row has its own key");
@@ -236,7 +210,7 @@ fn resume_skips_rows_the_checkpoint_covers_and_keeps_idempotency_keys() {
     );
     assert_eq!(run.code, Some(0), "{}", run.dump());
     let requests = second.requests();
-    let resumed_keys = keys_by_row(&requests);
+    let resumed_keys = idempotency_keys(&requests, request_row);
     assert_eq!(
         resumed_keys.keys().copied().collect::<Vec<_>>(),
         [5, 6, 7, 8],
@@ -292,20 +266,17 @@ fn resume_skips_rows_the_checkpoint_covers_and_keeps_idempotency_keys() {
 fn same_key_records_are_never_in_flight_together() {
     // Row 1 (delete id=1) is held 400 ms; row 2 (upsert id=1) must wait for it, row 3 (id=2)
     // must not.
-    let receiver = Receiver::with_script(Script {
-        rules: vec![Rule::when_body_contains(
-            row_needle(1),
-            Reply::status(200).with_delay_ms(400),
-        )],
-        ..Script::default()
-    });
+    let receiver = receiver_with_rule(Rule::when_body_contains(
+        row_needle(1),
+        Reply::status(200).with_delay_ms(400),
+    ));
     let input = [
         valmi_record(1, "delete", json!(1)),
         valmi_record(2, "upsert", json!(1)),
         valmi_record(3, "upsert", json!(2)),
     ]
     .concat();
-    let run = write_valmi(&config(&receiver.url("/hook"), json!({})), input.as_bytes());
+    let run = write_valmi_to(&receiver, json!({}), input.as_bytes());
     assert_eq!(run.code, Some(0), "{}", run.dump());
     let requests = receiver.requests();
     assert_eq!(requests.len(), 3);
@@ -324,19 +295,14 @@ fn same_key_records_are_never_in_flight_together() {
 
 #[test]
 fn mirror_without_id_key_sends_one_record_at_a_time() {
-    let receiver = Receiver::with_script(Script {
-        default: Reply::status(200).with_delay_ms(60),
-        ..Script::default()
-    });
+    let receiver = receiver_answering(Reply::status(200).with_delay_ms(60));
     let mut catalog = fixture_json(VALMI_SOURCE_CATALOG);
     catalog["streams"][0]
         .as_object_mut()
         .unwrap()
         .remove("id_key")
         .expect("the fixture has an id_key");
-    let input: String = (1..=5)
-        .map(|row| valmi_record(row, "upsert", json!(row)))
-        .collect();
+    let input = valmi_records(1..=5);
     let run = write_valmi_with(
         &config(&receiver.url("/hook"), json!({})),
         Some(&catalog),
@@ -370,11 +336,9 @@ fn record_without_valmi_meta_is_rejected_and_not_sent() {
         bad,
         valmi_record(3, "upsert", json!(3))
     );
-    let run = write_valmi(
-        &config(
-            &receiver.url("/hook"),
-            json!({"run_time_args": {"chunk_size": 300, "records_per_metric": 10}}),
-        ),
+    let run = write_valmi_to(
+        &receiver,
+        json!({"run_time_args": {"chunk_size": 300, "records_per_metric": 10}}),
         input.as_bytes(),
     );
     assert_eq!(run.code, Some(0), "{}", run.dump());
@@ -399,10 +363,13 @@ fn record_without_valmi_meta_is_rejected_and_not_sent() {
     assert_eq!(state_data(last)["finished"], true);
 }
 
-fn batch_input(n: u64) -> String {
-    (1..=n)
-        .map(|row| valmi_record(row, "upsert", json!(row)))
-        .collect()
+/// Rows 1..=7 written to `receiver` with `extra` config (which sets a `batch_size`); the run
+/// must exit 0.
+#[track_caller]
+fn write_seven_batched(receiver: &Receiver, extra: Value) -> Run {
+    let run = write_valmi_to(receiver, extra, valmi_records(1..=7).as_bytes());
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    run
 }
 
 /// Every request body as the list of rows it carries; a body that is a single object counts as
@@ -419,11 +386,7 @@ fn batches(receiver: &Receiver) -> Vec<Vec<u64>> {
 #[test]
 fn batches_carry_records_in_input_order() {
     let receiver = Receiver::start_default();
-    let run = write_valmi(
-        &config(&receiver.url("/hook"), json!({"batch_size": 3})),
-        batch_input(7).as_bytes(),
-    );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let run = write_seven_batched(&receiver, json!({"batch_size": 3}));
     let batches = batches(&receiver);
     assert!(batches.iter().all(|b| b.len() <= 3), "{batches:?}");
     assert!(
@@ -446,11 +409,7 @@ fn batches_carry_records_in_input_order() {
 
 fn every_batch_body_is_a_json_array() {
     let receiver = Receiver::start_default();
-    let run = write_valmi(
-        &config(&receiver.url("/hook"), json!({"batch_size": 3})),
-        batch_input(7).as_bytes(),
-    );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
+    write_seven_batched(&receiver, json!({"batch_size": 3}));
     let requests = receiver.requests();
     let sizes: Vec<usize> = requests
         .iter()
@@ -464,21 +423,14 @@ fn every_batch_body_is_a_json_array() {
 
 #[test]
 fn a_refused_batch_is_split_until_only_the_bad_record_is_rejected() {
-    let receiver = Receiver::with_script(Script {
-        rules: vec![Rule::when_body_contains(
-            row_needle(5),
-            Reply::status(400).with_body("row 5 is invalid"),
-        )],
-        ..Script::default()
-    });
-    let run = write_valmi(
-        &config(
-            &receiver.url("/hook"),
-            json!({"batch_size": 3, "run_time_args": {"chunk_size": 300, "records_per_metric": 10}}),
-        ),
-        batch_input(7).as_bytes(),
+    let receiver = receiver_with_rule(Rule::when_body_contains(
+        row_needle(5),
+        Reply::status(400).with_body("row 5 is invalid"),
+    ));
+    let run = write_seven_batched(
+        &receiver,
+        json!({"batch_size": 3, "run_time_args": {"chunk_size": 300, "records_per_metric": 10}}),
     );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
     let mut delivered: Vec<u64> = batches(&receiver).concat();
     delivered.sort();
     assert_eq!(delivered, [1, 2, 3, 4, 6, 7], "{}", run.dump());

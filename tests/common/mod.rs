@@ -2,12 +2,15 @@
 //! temporary config files. Every test talks to real servers on 127.0.0.1.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use webhook_receiver::{Receiver, RecordedRequest, Reply, Rule, Script};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_destination-webhook");
 
@@ -77,6 +80,14 @@ impl Run {
         self.of_type("STATE")
     }
 
+    /// `state.<key>` of every STATE, in order.
+    pub fn state_fields(&self, key: &str) -> Vec<Value> {
+        self.states()
+            .iter()
+            .map(|s| s["state"][key].clone())
+            .collect()
+    }
+
     pub fn traces(&self) -> Vec<&Value> {
         self.of_type("TRACE")
     }
@@ -90,22 +101,21 @@ impl Run {
     }
 }
 
-fn finish(child: Child, started: Instant) -> Run {
+/// One stdout line as a protocol message: JSON, an object, with a string `type`.
+fn protocol_message(line: &str) -> Value {
+    let m = serde_json::from_str::<Value>(line)
+        .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}"));
+    assert!(
+        m.is_object() && m["type"].is_string(),
+        "stdout line is not a protocol message: {m}"
+    );
+    m
+}
+
+fn finish(child: Child, started: Instant, parse: fn(&str) -> Value) -> Run {
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
-    let messages = stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l)
-                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:?}"))
-        })
-        .collect::<Vec<_>>();
-    for m in &messages {
-        assert!(
-            m.is_object() && m["type"].is_string(),
-            "stdout line is not a protocol message: {m}"
-        );
-    }
+    let messages = stdout.lines().map(parse).collect::<Vec<_>>();
     Run {
         code: output.status.code(),
         stdout,
@@ -117,6 +127,11 @@ fn finish(child: Child, started: Instant) -> Run {
 
 /// Runs the connector with `args`, feeding `stdin`, and waits for it.
 pub fn run(args: &[&str], stdin: &[u8]) -> Run {
+    run_parsing(args, stdin, protocol_message)
+}
+
+/// [`run`], with each stdout line read into `messages` by `parse` (which checks what it needs).
+pub fn run_parsing(args: &[&str], stdin: &[u8], parse: fn(&str) -> Value) -> Run {
     let started = Instant::now();
     let mut child = spawn(args);
     let mut input = child.stdin.take().unwrap();
@@ -124,7 +139,7 @@ pub fn run(args: &[&str], stdin: &[u8]) -> Run {
     let writer = std::thread::spawn(move || {
         let _ = input.write_all(&data);
     });
-    let run = finish(child, started);
+    let run = finish(child, started, parse);
     writer.join().unwrap();
     run
 }
@@ -140,11 +155,103 @@ pub fn spawn(args: &[&str]) -> Child {
 }
 
 pub fn wait(child: Child) -> Run {
-    finish(child, Instant::now())
+    finish(child, Instant::now(), protocol_message)
 }
 
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// Borrowed views of owned arguments, for [`run`] and [`spawn`].
+pub fn str_args(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// `write --config C --catalog S [--destination_catalog D] [--state T]`: the Valmi dialect
+/// with a destination catalog, the Airbyte dialect without.
+pub fn write_args(
+    config: &Path,
+    catalog: &Path,
+    destination_catalog: Option<&Path>,
+    state: Option<&Path>,
+) -> Vec<String> {
+    let mut args = vec![
+        "write".to_string(),
+        "--config".into(),
+        path_str(config).into(),
+        "--catalog".into(),
+        path_str(catalog).into(),
+    ];
+    if let Some(dest) = destination_catalog {
+        args.push("--destination_catalog".into());
+        args.push(path_str(dest).into());
+    }
+    if let Some(state) = state {
+        args.push("--state".into());
+        args.push(path_str(state).into());
+    }
+    args
+}
+
+/// `check --config`, with the config written to a temporary file.
+pub fn run_check(config: &Value) -> Run {
+    let dir = Workdir::new();
+    let path = dir.write_json("config.json", config);
+    run(&["check", "--config", path_str(&path)], b"")
+}
+
+/// A loopback port nothing listens on (bound, then closed), until a test starts a server there.
+pub fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    port
+}
+
+/// `VmHWM` (peak resident set) of a live process, in KiB; `None` once it is gone.
+pub fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The number right after the first `needle` in `text`.
+pub fn number_after(text: &str, needle: &str) -> Option<u64> {
+    let at = text.find(needle)? + needle.len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// The messages of a JSONL input of one `type`.
+pub fn messages_of_type(text: &str, kind: &str) -> Vec<Value> {
+    jsonl(text)
+        .into_iter()
+        .filter(|m| m["type"] == kind)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scripted receivers.
+
+/// A receiver answering `reply` to every request.
+pub fn receiver_answering(reply: Reply) -> Receiver {
+    Receiver::with_script(Script {
+        default: reply,
+        ..Script::default()
+    })
+}
+
+/// A receiver answering by `rule` where it applies and 200 otherwise.
+pub fn receiver_with_rule(rule: Rule) -> Receiver {
+    Receiver::with_script(Script {
+        rules: vec![rule],
+        ..Script::default()
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -155,19 +262,38 @@ pub const VALMI_DEST_CATALOG: &str = "valmi/observed/dest_catalog.json";
 pub const AIRBYTE_EXCHANGE_CATALOG: &str =
     "airbyte/constructed.exchange_rate.configured_catalog.json";
 
+/// The six observed Valmi input records (rows 1..=6).
+pub fn valmi_messages() -> String {
+    read_fixture("valmi/observed/messages.jsonl")
+}
+
+/// Airbyte's exchange-rate acceptance messages (5 records, 3 STATEs, a TRACE).
+pub fn exchange_rate_messages() -> String {
+    read_fixture("airbyte/dat_exchange_rate_messages.v0.jsonl")
+}
+
+pub fn exchange_rate_catalog() -> Value {
+    fixture_json(AIRBYTE_EXCHANGE_CATALOG)
+}
+
+/// `base` with the top-level fields of `extra` (an object) set over it.
+pub fn overlay(mut base: Value, extra: &Value) -> Value {
+    for (k, v) in extra.as_object().expect("extra config is an object") {
+        base[k.as_str()] = v.clone();
+    }
+    base
+}
+
 /// A config for `url` with small timeouts, overlaid with the fields of `extra` (an object).
 pub fn config(url: &str, extra: Value) -> Value {
-    let mut config = serde_json::json!({
+    let config = serde_json::json!({
         "url": url,
         "method": "POST",
         "run_time_args": {"chunk_size": 4, "records_per_metric": 2},
         "max_retries": 2,
         "timeout_seconds": 2,
     });
-    for (k, v) in extra.as_object().expect("extra config is an object") {
-        config[k.as_str()] = v.clone();
-    }
-    config
+    overlay(config, &extra)
 }
 
 /// The arguments of `write` in the Valmi dialect, files written into `dir`: the observed
@@ -184,22 +310,13 @@ pub fn valmi_args(
         Some(c) => dir.write_json("source_catalog.json", c),
         None => fixture(VALMI_SOURCE_CATALOG),
     };
-    let dest_path = fixture(VALMI_DEST_CATALOG);
-    let mut args = vec![
-        "write".to_string(),
-        "--config".into(),
-        path_str(&config_path).into(),
-        "--catalog".into(),
-        path_str(&catalog_path).into(),
-        "--destination_catalog".into(),
-        path_str(&dest_path).into(),
-    ];
-    if let Some(state) = state {
-        let state_path = dir.write_json("state.json", state);
-        args.push("--state".into());
-        args.push(path_str(&state_path).into());
-    }
-    args
+    let state_path = state.map(|s| dir.write_json("state.json", s));
+    write_args(
+        &config_path,
+        &catalog_path,
+        Some(&fixture(VALMI_DEST_CATALOG)),
+        state_path.as_deref(),
+    )
 }
 
 /// `write` in the Valmi dialect (see [`valmi_args`]).
@@ -211,12 +328,16 @@ pub fn write_valmi_with(
 ) -> Run {
     let dir = Workdir::new();
     let args = valmi_args(&dir, config, source_catalog, state);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run(&args, stdin)
+    run(&str_args(&args), stdin)
 }
 
 pub fn write_valmi(config: &Value, stdin: &[u8]) -> Run {
     write_valmi_with(config, None, None, stdin)
+}
+
+/// [`write_valmi`] to `receiver`'s `/hook` under [`config`] with `extra`.
+pub fn write_valmi_to(receiver: &Receiver, extra: Value, stdin: &[u8]) -> Run {
+    write_valmi(&config(&receiver.url("/hook"), extra), stdin)
 }
 
 /// `write` in the Airbyte dialect (no `--destination_catalog`).
@@ -225,13 +346,7 @@ pub fn write_airbyte(config: &Value, catalog: &Value, stdin: &[u8]) -> Run {
     let config_path = dir.write_json("config.json", config);
     let catalog_path = dir.write_json("catalog.json", catalog);
     run(
-        &[
-            "write",
-            "--config",
-            path_str(&config_path),
-            "--catalog",
-            path_str(&catalog_path),
-        ],
+        &str_args(&write_args(&config_path, &catalog_path, None, None)),
         stdin,
     )
 }
@@ -246,6 +361,12 @@ pub fn valmi_record(row: u64, op: &str, id: Value) -> String {
     let mut line = message.to_string();
     line.push('\n');
     line
+}
+
+/// Upsert records of `rows`, each with `id` = its row number.
+pub fn valmi_records(rows: std::ops::RangeInclusive<u64>) -> String {
+    rows.map(|row| valmi_record(row, "upsert", serde_json::json!(row)))
+        .collect()
 }
 
 /// The body needle that matches exactly the record of row `row` built by [`valmi_record`].
@@ -270,10 +391,27 @@ pub fn body_rows(body: &Value) -> Vec<u64> {
         .collect()
 }
 
-pub fn request_row(request: &webhook_receiver::RecordedRequest) -> u64 {
+pub fn request_row(request: &RecordedRequest) -> u64 {
     let rows = body_rows(&request.json());
     assert_eq!(rows.len(), 1, "expected one envelope: {}", request.body);
     rows[0]
+}
+
+/// The `Idempotency-Key` of each request by `id_of` the request; every key must equal the
+/// request's `webhook-id`.
+#[track_caller]
+pub fn idempotency_keys(
+    requests: &[RecordedRequest],
+    id_of: impl Fn(&RecordedRequest) -> u64,
+) -> BTreeMap<u64, String> {
+    requests
+        .iter()
+        .map(|r| {
+            let key = r.header("idempotency-key").expect("Idempotency-Key");
+            assert_eq!(r.header("webhook-id"), Some(key), "{:?}", r.headers);
+            (id_of(r), key.to_string())
+        })
+        .collect()
 }
 
 /// `state.data` of a Valmi STATE message.
@@ -309,6 +447,13 @@ impl Run {
             .collect()
     }
 
+    /// Whether no STATE says `finished: true` (as after any failure).
+    pub fn never_finished(&self) -> bool {
+        self.states()
+            .iter()
+            .all(|s| state_data(s)["finished"] == false)
+    }
+
     /// RECORD echoes of rejected records.
     pub fn rejected_records(&self) -> Vec<&Value> {
         self.of_type("RECORD")
@@ -316,4 +461,57 @@ impl Run {
             .filter(|m| m["record"]["rejected"] == true)
             .collect()
     }
+}
+
+/// A successful write: exit 0 and no TRACE ERROR.
+#[track_caller]
+pub fn assert_completed(run: &Run) {
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    assert!(run.errors().is_empty(), "{}", run.dump());
+}
+
+/// A failed write: non-zero exit (not a signal) and a TRACE ERROR of `failure_type` as the last
+/// message; returns its message.
+#[track_caller]
+pub fn assert_fatal(run: &Run, failure_type: &str) -> String {
+    assert_ne!(run.code, Some(0), "{}", run.dump());
+    assert!(run.code.is_some(), "killed by a signal: {}", run.dump());
+    let last = run.messages.last().expect("something on stdout");
+    assert_eq!(last["type"], "TRACE", "{}", run.dump());
+    assert_eq!(last["trace"]["type"], "ERROR", "{}", run.dump());
+    assert_eq!(
+        last["trace"]["error"]["failure_type"],
+        failure_type,
+        "{}",
+        run.dump()
+    );
+    last["trace"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Everything a fatal stop must look like on stdout: [`assert_fatal`], and besides no STATE after
+/// the first TRACE and never `finished: true`.
+#[track_caller]
+pub fn assert_fatal_stop(run: &Run, failure_type: &str) -> String {
+    let message = assert_fatal(run, failure_type);
+    let first_trace = run
+        .messages
+        .iter()
+        .position(|m| m["type"] == "TRACE")
+        .unwrap();
+    assert!(
+        run.messages[first_trace..]
+            .iter()
+            .all(|m| m["type"] != "STATE"),
+        "a STATE follows the TRACE ERROR: {}",
+        run.dump()
+    );
+    assert!(
+        run.never_finished(),
+        "finished STATE after a fatal error: {}",
+        run.dump()
+    );
+    message
 }
