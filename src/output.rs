@@ -1,7 +1,8 @@
 //! stdout: protocol messages only, one compact JSON object per line.
 //!
-//! Writes are buffered and flushed once per turn of the write loop rather than once per line: a
-//! reader sees every message promptly, and a fast sync is not a storm of tiny pipe writes. A
+//! Writes are buffered; the write loop flushes them at most every few milliseconds while it is
+//! busy and at once when it goes idle: a reader sees every message promptly, and a fast sync is
+//! not a storm of tiny pipe writes. A
 //! closed stdout (the orchestrator died) is reported as [`Closed`] so the caller can stop at
 //! once instead of panicking.
 
@@ -40,5 +41,10 @@ impl Output {
 
     pub fn flush(&mut self) -> Result<(), Closed> {
         self.out.flush().map_err(|_| Closed)
+    }
+
+    /// Something was written and not flushed yet.
+    pub fn is_dirty(&self) -> bool {
+        !self.out.buffer().is_empty()
     }
 }

@@ -13,9 +13,12 @@ use crate::protocol::{parse_line, Parsed};
 
 /// Longer lines are skipped unread rather than held in memory whole.
 pub const MAX_LINE_BYTES: usize = 32 * 1024 * 1024;
-/// Events per hand-over: large enough to make the channel cost vanish, small enough to keep
-/// latency low when input trickles.
-const CHUNK: usize = 128;
+/// Lines longer than this get a buffer sized for the longest allowed line, released after.
+const LONG_LINE: usize = 1024 * 1024;
+/// Events per hand-over at most: each hand-over can wake the other thread (a futex or eventfd
+/// syscall on both sides), so a fast input is passed on in large chunks. A trickling input is
+/// passed on line by line anyway, since a chunk also goes whenever stdin has nothing more yet.
+const CHUNK: usize = 1024;
 /// Input bytes per hand-over at most, so the channel's read-ahead stays small even when records
 /// are large.
 const CHUNK_BYTES: usize = 1024 * 1024;
@@ -57,6 +60,9 @@ fn read_all(input: impl Read, mut dialect: Dialect, tx: mpsc::Sender<Vec<Event>>
     let mut chunk_bytes = 0usize;
     let mut message_id = 0u64;
     loop {
+        if line.capacity() > LONG_LINE {
+            line = Vec::with_capacity(4096);
+        }
         line.clear();
         let (complete, oversized) = match read_line(&mut reader, &mut line) {
             Ok(result) => result,
@@ -113,6 +119,12 @@ fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<(
             line.truncate(EXCERPT_BYTES);
         }
         if !oversized {
+            // A long line grows in one step to the cap instead of by doubling: doubling copies
+            // it again and again and, with the old buffers, doubles the peak memory. Pages are
+            // only touched as they are filled.
+            if line.len() + take > line.capacity() && line.len() + take > LONG_LINE {
+                line.reserve_exact(MAX_LINE_BYTES - line.len());
+            }
             line.extend_from_slice(&buf[..take]);
         } else if line.len() < EXCERPT_BYTES {
             let room = (EXCERPT_BYTES - line.len()).min(take);

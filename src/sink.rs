@@ -57,6 +57,11 @@ enum Stop {
 /// before stdin stops being read: a few very large records must not grow memory with the input.
 const WINDOW_BYTES: usize = 64 * 1024 * 1024;
 
+/// How long a message may wait in the stdout buffer while requests are in flight. Flushing
+/// after every message would cost one pipe write per STATE; the orchestrator still sees each
+/// one within this delay, and at once when the loop goes idle.
+const FLUSH_EVERY: Duration = Duration::from_millis(20);
+
 impl Sink {
     /// Records admitted but not yet out of the settled prefix, at most.
     fn window_cap(&self) -> usize {
@@ -83,6 +88,7 @@ impl Sink {
         let live = LiveLine::for_stderr();
         let mut live_ticker = tokio::time::interval(LIVE_INTERVAL);
         let window_cap = self.window_cap();
+        let mut last_flush = Instant::now();
         let deliverer = &self.deliverer;
 
         loop {
@@ -107,7 +113,10 @@ impl Sink {
             for message in messages.drain(..) {
                 out.emit(&message)?;
             }
-            out.flush()?;
+            if out.is_dirty() && (in_flight.is_empty() || last_flush.elapsed() >= FLUSH_EVERY) {
+                out.flush()?;
+                last_flush = Instant::now();
+            }
 
             if stop.is_none() && !input_open && window.is_empty() {
                 break;
@@ -150,6 +159,10 @@ impl Sink {
                 }
                 _ = live_ticker.tick(), if live.is_shown() => {
                     progress.redraw(&live, &deliverer.metrics, snapshot(deliverer, in_flight.len(), window.len()));
+                }
+                _ = tokio::time::sleep_until((last_flush + FLUSH_EVERY).into()), if out.is_dirty() => {
+                    out.flush()?;
+                    last_flush = Instant::now();
                 }
                 _ = tokio::time::sleep_until(deadline), if stop.is_some() => break,
             }

@@ -2,6 +2,8 @@
 //! every `chunk_size` records (counts reset, next chunk), a final `finished` STATE. Counts are
 //! per `_valmi_sync_op`, rejected records under `rejected`.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
@@ -16,7 +18,8 @@ pub struct ValmiCheckpoints {
     chunk_id: u64,
     /// Records of the settled prefix so far in this run (resume-skipped rows not included).
     settled: u64,
-    counts: Map<String, Value>,
+    /// Records per bucket (sync op, or `rejected`) in the current chunk, in first-seen order.
+    counts: Vec<(Cow<'static, str>, u64)>,
     last_row_num: Option<u64>,
 }
 
@@ -33,7 +36,7 @@ impl ValmiCheckpoints {
             per_metric: per_metric.max(1),
             chunk_id: resumed_chunk.map_or(1, |n| n + 1),
             settled: 0,
-            counts: Map::new(),
+            counts: Vec::new(),
             last_row_num,
         }
     }
@@ -53,11 +56,13 @@ impl ValmiCheckpoints {
             ));
         }
         let bucket = match ack {
-            Ack::Delivered => meta.op.into_owned(),
-            Ack::Rejected { .. } => "rejected".to_string(),
+            Ack::Delivered => meta.op,
+            Ack::Rejected { .. } => Cow::Borrowed("rejected"),
         };
-        let count = self.counts.entry(bucket).or_insert(json!(0));
-        *count = json!(count.as_u64().unwrap_or(0) + 1);
+        match self.counts.iter_mut().find(|(name, _)| *name == bucket) {
+            Some((_, n)) => *n += 1,
+            None => self.counts.push((bucket, 1)),
+        }
         if let Some(row) = meta.label.row_num {
             self.last_row_num = Some(self.last_row_num.map_or(row, |r| r.max(row)));
         }
@@ -77,7 +82,12 @@ impl ValmiCheckpoints {
         let mut data = Map::new();
         data.insert(
             "records_delivered".into(),
-            Value::Object(self.counts.clone()),
+            Value::Object(
+                self.counts
+                    .iter()
+                    .map(|(name, n)| (name.to_string(), json!(n)))
+                    .collect(),
+            ),
         );
         data.insert("chunk_id".into(), json!(self.chunk_id));
         data.insert("finished".into(), json!(finished));
