@@ -255,7 +255,7 @@ impl Deliverer {
                             .unwrap_or_else(|| "nowhere (no Location header)".into());
                         return Err(Fatal::new(
                             FailureType::ConfigError,
-                            format!("{} answered HTTP {status} redirecting to {to}; redirects are not followed (a POST would turn into a GET, credentials would travel): set url to the final address", self.endpoint),
+                            format!("{} answered HTTP {status} to {label}, redirecting to {to}; redirects are not followed (a POST would turn into a GET, credentials would travel): set url to the final address", self.endpoint),
                             format!("{label} status={status}"),
                         ));
                     }
