@@ -135,10 +135,6 @@ impl Deliverer {
         })
     }
 
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
     pub fn take_logs(&self) -> Vec<Message> {
         std::mem::take(&mut self.logs.borrow_mut())
     }

@@ -55,10 +55,6 @@ impl<T> Scheduler<T> {
         let n = self.ready.len().min(max);
         Some(self.ready.drain(..n).collect())
     }
-
-    pub fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
-    }
 }
 
 #[cfg(test)]
