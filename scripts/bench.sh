@@ -1,0 +1,449 @@
+#!/usr/bin/env bash
+# Throughput benchmark of `destination-webhook write` (Valmi dialect) against the project's fast
+# loopback receiver, with two yardsticks measured in the same run, on the same receiver, with the
+# same request bodies and concurrency:
+#   - wrk (an independent C load generator): the ceiling of this receiver on this machine;
+#   - examples/bare_reqwest.rs: a bare reqwest loop on a current-thread runtime, i.e. the cost
+#     of the HTTP client alone, with nothing of the connector around it.
+#
+# usage: scripts/bench.sh [--records N] [--repeat K] [--wrk-seconds S] [--memory]
+#   N (default 100000, or the N environment variable): records per row (the 10 KB rows use N/10).
+#   K (default 1): run every measurement K times and report the median of each figure.
+#   S (default 5): duration of each wrk run.
+#   --memory: only the memory check: 100k and 1M records at concurrency 16, peak RSS of each.
+#
+# Prints one table, a table of the yardsticks, then PASS/FAIL per target. Exits 0 even when a
+# target fails (exits non-zero only when a run itself fails), so it can be used to collect
+# figures on any machine. Needs python3, /usr/bin/time (Debian: `time`) and wrk (Debian: `wrk`;
+# without it the ceiling columns read n/a).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+records=${N:-100000}
+repeat=1
+wrk_seconds=5
+memory=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --records) records=$2; shift 2 ;;
+    --records=*) records=${1#*=}; shift ;;
+    --repeat) repeat=$2; shift 2 ;;
+    --repeat=*) repeat=${1#*=}; shift ;;
+    --wrk-seconds) wrk_seconds=$2; shift 2 ;;
+    --wrk-seconds=*) wrk_seconds=${1#*=}; shift ;;
+    --memory) memory=1; shift ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+case "$records$repeat$wrk_seconds" in
+  *[!0-9]*) echo "bench.sh: --records, --repeat and --wrk-seconds take whole numbers" >&2; exit 2 ;;
+esac
+[ "$records" -ge 100 ] && [ "$repeat" -ge 1 ] && [ "$wrk_seconds" -ge 1 ] || {
+  echo "bench.sh: need --records >= 100, --repeat >= 1, --wrk-seconds >= 1" >&2; exit 2; }
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# --- tools -------------------------------------------------------------------------------
+apt_install() {
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing $1 with apt-get"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1"; } >/dev/null 2>&1 || true
+  fi
+}
+command -v python3 >/dev/null || { echo "bench.sh: needs python3" >&2; exit 1; }
+[ -x /usr/bin/time ] || apt_install time
+[ -x /usr/bin/time ] || { echo "bench.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+wrk_bin=$(command -v wrk || true)
+if [ -z "$wrk_bin" ] && [ "$memory" = 0 ]; then apt_install wrk; wrk_bin=$(command -v wrk || true); fi
+[ -n "$wrk_bin" ] || [ "$memory" = 1 ] || log "wrk not found: the 'vs wrk' column will read n/a"
+
+# How busy the machine is before we start (other processes skew every figure): CPU busy %
+# over one second, from /proc/stat.
+cpu_sample() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6; exit }' /proc/stat; }
+busy_pct() {
+  local a b
+  a=$(cpu_sample); sleep 1; b=$(cpu_sample)
+  echo "$a $b" | awk '{ busy = $3 - $1; idle = $4 - $2; printf "%.0f", ((busy + idle) > 0 ? 100 * busy / (busy + idle) : 0) }'
+}
+log "building (release)"
+cargo build --release --locked --quiet --workspace --bins --examples
+busy_before=$(busy_pct)
+# CPU ticks used by the whole machine, and by this script with everything it started and waited
+# for (cutime + cstime of this shell): the difference over the runs is what other processes took.
+# (user + nice + system only: interrupt time, loopback networking included, is charged to no one.)
+ticks_all() { awk '/^cpu / { print $2 + $3 + $4; exit }' /proc/stat; }
+ticks_ours() { awk '{ print $16 + $17 + $14 + $15 }' "/proc/$$/stat"; }
+target_dir=${CARGO_TARGET_DIR:-target}
+bin=$target_dir/release/destination-webhook
+receiver_bin=$target_dir/release/webhook-receiver
+bare_bin=$target_dir/release/examples/bare_reqwest
+
+# --- scratch dir, receivers ----------------------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench.XXXXXX")
+receiver_pid=""
+probe_pid=""
+cleanup() {
+  for pid in $receiver_pid $probe_pid; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Starts a receiver; sets $started_pid and $started_url.
+start_receiver() { # name, extra args...
+  local name=$1; shift
+  "$receiver_bin" --port 0 --port-file "$work/$name.port" "$@" 2>"$work/$name.err" &
+  started_pid=$!
+  for _ in $(seq 1 200); do [ -s "$work/$name.port" ] && break; sleep 0.05; done
+  [ -s "$work/$name.port" ] || { echo "bench.sh: the $name receiver did not start:" >&2; cat "$work/$name.err" >&2; exit 1; }
+  started_url="http://127.0.0.1:$(cat "$work/$name.port")/hook"
+}
+
+# --- data --------------------------------------------------------------------------------
+cat >"$work/gen.py" <<'PY'
+# gen.py N START PAD: N Valmi RECORD lines with ids START.., PAD > 0 adds a `notes` field of
+# about PAD bytes of word salad (compressible like text, not like a repeated string).
+import random, sys
+n, start, pad = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+pool = ""
+if pad:
+    # A Zipf-like vocabulary of 2,000 made-up words: gzip shrinks it about as much as prose.
+    rng = random.Random(42)
+    words = ["".join(rng.choice("etaoinshrdlucmfwypvbgkjqxz"[:rng.randint(8, 26)])
+                     for _ in range(rng.randint(2, 9))) for _ in range(2000)]
+    weights = [1.0 / (k + 1) for k in range(len(words))]
+    pool = " ".join(rng.choices(words, weights, k=400000))
+out = sys.stdout
+buf = []
+for i in range(start, start + n):
+    notes = ""
+    if pad:
+        off = (i * 7919) % (len(pool) - pad)
+        notes = ',"notes":"%s"' % pool[off:off + pad]
+    buf.append('{"type":"RECORD","record":{"stream":"users","data":{"_valmi_meta":'
+               '{"_valmi_row_num":%d,"_valmi_sync_op":"upsert"},"id":%d,'
+               '"email":"user%d@example.com","first_name":"Ada","last_name":"Lovelace"%s},'
+               '"emitted_at":1685013701000}}\n' % (i, i, i, notes))
+    if len(buf) >= 10000:
+        out.write("".join(buf)); buf = []
+out.write("".join(buf))
+PY
+
+echo '{"streams":[{"id_key":"id","stream":{"name":"users"}}]}' >"$work/src.json"
+mapping='{"stream":"email","sink":"email"},{"stream":"first_name","sink":"my_first_name"},{"stream":"last_name","sink":"last_name"},{"stream":"id","sink":"id"}'
+echo "{\"sinks\":[{\"mapping\":[$mapping],\"destination_sync_mode\":\"upsert\"}]}" >"$work/dest.json"
+echo "{\"sinks\":[{\"mapping\":[$mapping,{\"stream\":\"notes\",\"sink\":\"notes\"}],\"destination_sync_mode\":\"upsert\"}]}" >"$work/dest_big.json"
+
+gen() { # file n pad
+  [ -s "$1" ] || { log "generating $2 records$([ "$3" = 0 ] || echo " (payload +$3 B)")"; python3 "$work/gen.py" "$2" 1 "$3" >"$1"; }
+}
+
+write_cfg() { # file url concurrency batch [compression]
+  printf '{"url":"%s","concurrency":%s,"batch_size":%s%s}\n' "$2" "$3" "$4" \
+    "${5:+,\"compression\":\"$5\"}" >"$1"
+}
+
+results=$work/results.tsv
+: >"$results"
+clk_tck=$(getconf CLK_TCK)
+proc_cpu() { awk -v t="$clk_tck" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# One connector run; appends: case rep conn records requests wall user sys rss_kb p50 p99 recv_cpu
+run_connector() { # case rep records_file n dest cfg
+  local case=$1 rep=$2 input=$3 n=$4 dest=$5 cfg=$6 before after line
+  before=$(proc_cpu "$receiver_pid")
+  if ! /usr/bin/time -f '%e %U %S %M' -o "$work/time" \
+      "$bin" write --config "$cfg" --catalog "$work/src.json" --destination_catalog "$dest" \
+      <"$input" >"$work/out.jsonl" 2>"$work/err"; then
+    echo "bench.sh: the connector failed on case '$case':" >&2
+    tail -n 5 "$work/err" "$work/out.jsonl" >&2
+    exit 1
+  fi
+  after=$(proc_cpu "$receiver_pid")
+  line=$(tail -n 1 "$work/out.jsonl")
+  python3 - "$case" "$rep" "$n" "$(tail -n 1 "$work/time")" "$before" "$after" "$line" >>"$results" <<'PY'
+import json, re, sys
+case, rep, n, times, before, after, line = sys.argv[1:]
+msg = json.loads(line)["log"]["message"]
+m = re.search(r"(\d+) delivered.*?; (\d+) requests in .*latency p50 ([\d.]+) ms, p99 ([\d.]+) ms", msg)
+if not m or not msg.startswith("sync complete"):
+    sys.exit(f"bench.sh: unexpected last line from the connector: {line}")
+delivered, requests, p50, p99 = m.groups()
+if int(delivered) != int(n):
+    sys.exit(f"bench.sh: case {case}: {delivered} delivered of {n}: {msg}")
+wall, user, sys_, rss = times.split()
+print("\t".join([case, rep, "conn", n, requests, wall, user, sys_, rss, p50, p99,
+                 "%.2f" % (float(after) - float(before))]))
+PY
+}
+
+run_bare() { # case rep requests body [header]; appends: case rep bare req/s cpu_s requests
+  local rate
+  rate=$(/usr/bin/time -f '%e %U %S %M' -o "$work/bare.time" \
+    "$bare_bin" --url "$url" --concurrency "$(conc_of "$1")" --requests "$3" --body-file "$4" \
+    ${5:+--header "$5"} 2>"$work/bare.err" | tail -n 1) || true
+  case "$rate" in
+    ''|*[!0-9.]*) echo "bench.sh: bare_reqwest failed on case '$1':" >&2; cat "$work/bare.err" >&2; exit 1 ;;
+  esac
+  printf '%s\t%s\tbare\t%s\t%s\t%s\n' "$1" "$2" "$rate" \
+    "$(awk '{ print $2 + $3 }' "$work/bare.time")" "$3" >>"$results"
+}
+
+run_wrk() { # case rep body [header]
+  [ -n "$wrk_bin" ] || return 0
+  local lua=$work/wrk.lua rate c
+  c=$(conc_of "$1")
+  { echo 'wrk.method = "POST"'
+    echo "local f = assert(io.open(\"$3\", \"rb\")); wrk.body = f:read(\"*a\"); f:close()"
+    echo 'wrk.headers["Content-Type"] = "application/json"'
+    [ -z "${4:-}" ] || echo "wrk.headers[\"${4%%:*}\"] = \"$(echo "${4#*:}" | sed 's/^ *//')\""
+  } >"$lua"
+  "$wrk_bin" -t1 -c"$c" -d"${wrk_seconds}s" -s "$lua" "$url" >"$work/wrk.out" 2>&1 || true
+  rate=$(awk '/^Requests\/sec:/ { print $2 }' "$work/wrk.out")
+  if [ -z "$rate" ] || grep -q 'Non-2xx' "$work/wrk.out"; then
+    echo "bench.sh: wrk failed on case '$1':" >&2; cat "$work/wrk.out" >&2; exit 1
+  fi
+  printf '%s\t%s\twrk\t%s\n' "$1" "$2" "$rate" >>"$results"
+}
+
+conc_of() { echo "$1" | sed -E 's/^c([0-9]+) .*/\1/'; }
+
+# --- request bodies, taken from what the connector really sends ------------------------------
+# Short runs against a recording receiver, on records whose ids are about N/2 (so bodies have
+# the typical size of the run), give a real body of each kind for wrk and bare_reqwest.
+python3 "$work/gen.py" 200 $((records / 2)) 0 >"$work/probe_small.jsonl"
+python3 "$work/gen.py" 20 $((records / 20)) 10000 >"$work/probe_big.jsonl"
+start_receiver probe --log jsonl >"$work/probe.log"
+probe_pid=$started_pid
+probe_url=$started_url
+for spec in "1 probe_small dest" "100 probe_small dest" "1 probe_big dest_big" "1 probe_big dest_big gzip"; do
+  set -- $spec
+  write_cfg "$work/probe.cfg" "$probe_url" 1 "$1" "${4:-}"
+  "$bin" write --config "$work/probe.cfg" --catalog "$work/src.json" --destination_catalog "$work/$3.json" \
+    <"$work/$2.jsonl" >/dev/null 2>"$work/probe.err" || { cat "$work/probe.err" >&2; exit 1; }
+done
+kill "$probe_pid"; wait "$probe_pid" 2>/dev/null || true
+probe_pid=""
+# Sort the recorded requests into the four kinds and write one body file of each: body1,
+# body100, bodybig and bodygz (the 10 KB body gzipped at level 1, like the connector's flate2
+# `fast`, since the receiver logs bodies decoded), plus the mean size of each on the wire.
+python3 - "$work" <<'PY'
+import gzip, json, statistics, sys
+work = sys.argv[1]
+kinds = {}
+for line in open(f"{work}/probe.log"):
+    r = json.loads(line)
+    h = dict(r["headers"])
+    if h.get("content-encoding") == "gzip":
+        kind = "pgz"
+    elif r["body"].startswith("["):
+        kind = "p100"
+    else:
+        kind = "pbig" if len(r["body"]) > 5000 else "p1"
+    kinds.setdefault(kind, []).append((int(h.get("content-length", len(r["body"]))), r["body"]))
+sizes = {}
+for kind, reqs in kinds.items():
+    # The largest body: a batch run may also send a short batch.
+    wire, body = max(reqs, key=lambda r: r[0])
+    body = body.encode()
+    sizes[kind] = {"requests": len(reqs), "wire_mean": statistics.mean(w for w, _ in reqs),
+                   "wire": wire}
+    name = {"p1": "body1", "p100": "body100", "pbig": "bodybig", "pgz": "bodygz"}[kind]
+    open(f"{work}/{name}", "wb").write(gzip.compress(body, 1) if kind == "pgz" else body)
+missing = {"p1", "p100", "pbig", "pgz"} - set(sizes)
+if missing:
+    sys.exit(f"bench.sh: the probe run recorded no request of kind {sorted(missing)}")
+json.dump(sizes, open(f"{work}/sizes.json", "w"))
+PY
+
+start_receiver bench --log none --no-record
+receiver_pid=$started_pid
+url=$started_url
+log "receiver at $url; bodies: $(python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(', '.join(f'{k} {v[\"wire\"]:.0f} B' for k,v in s.items()))" "$work/sizes.json")"
+
+# --- runs ----------------------------------------------------------------------------------
+all_before=$(ticks_all); ours_before=$(ticks_ours); started_at=$(date +%s.%N)
+if [ "$memory" = 1 ]; then
+  big=$((records * 10))
+  gen "$work/r_small.jsonl" "$records" 0
+  gen "$work/r_large.jsonl" "$big" 0
+  write_cfg "$work/c16b1.cfg" "$url" 16 1
+  for rep in $(seq 1 "$repeat"); do
+    log "memory run $rep/$repeat: $records records"
+    run_connector "c16 b1 N=$records" "$rep" "$work/r_small.jsonl" "$records" "$work/dest.json" "$work/c16b1.cfg"
+    log "memory run $rep/$repeat: $big records"
+    run_connector "c16 b1 N=$big" "$rep" "$work/r_large.jsonl" "$big" "$work/dest.json" "$work/c16b1.cfg"
+  done
+else
+  gen "$work/r_small.jsonl" "$records" 0
+  big_n=$((records / 10))
+  gen "$work/r_big.jsonl" "$big_n" 10000
+  cases=("c1 b1" "c4 b1" "c16 b1" "c64 b1" "c1 b100" "c4 b100" "c16 b100" "c64 b100" "c16 b1 10KB" "c16 b1 10KB gzip")
+  for rep in $(seq 1 "$repeat"); do
+    for case in "${cases[@]}"; do
+      log "run $rep/$repeat: $case"
+      set -- $case
+      c=${1#c}; b=${2#b}
+      cfg=$work/cfg.json
+      if [ "${3:-}" = 10KB ]; then
+        write_cfg "$cfg" "$url" "$c" "$b" "${4:-}"
+        run_connector "$case" "$rep" "$work/r_big.jsonl" "$big_n" "$work/dest_big.json" "$cfg"
+        if [ "${4:-}" = gzip ]; then
+          run_bare "$case" "$rep" "$big_n" "$work/bodygz" "Content-Encoding: gzip"
+          run_wrk "$case" "$rep" "$work/bodygz" "Content-Encoding: gzip"
+        else
+          run_bare "$case" "$rep" "$big_n" "$work/bodybig"
+          run_wrk "$case" "$rep" "$work/bodybig"
+        fi
+      else
+        write_cfg "$cfg" "$url" "$c" "$b"
+        run_connector "$case" "$rep" "$work/r_small.jsonl" "$records" "$work/dest.json" "$cfg"
+        run_bare "$case" "$rep" $(((records + b - 1) / b)) "$work/body$b"
+        run_wrk "$case" "$rep" "$work/body$b"
+      fi
+    done
+  done
+fi
+
+# Stop the receiver first so that its CPU time is counted as ours.
+kill "$receiver_pid"; wait "$receiver_pid" 2>/dev/null || true
+receiver_pid=""
+foreign_pct=$(awk -v a0="$all_before" -v a1="$(ticks_all)" -v o0="$ours_before" -v o1="$(ticks_ours)" \
+  -v t0="$started_at" -v t1="$(date +%s.%N)" -v hz="$clk_tck" -v n="$(nproc)" \
+  'BEGIN { f = (a1 - a0) - (o1 - o0); if (f < 0) f = 0; printf "%.0f", 100 * f / hz / ((t1 - t0) * n) }')
+
+# --- report --------------------------------------------------------------------------------
+python3 - "$results" "$work/sizes.json" "$memory" "$records" "$repeat" "$wrk_seconds" \
+  "$(nproc)" "$busy_before" "$foreign_pct" <<'PY'
+import json, statistics, sys
+path, sizes_path, memory, n, repeat, wrk_s, ncpu, busy, foreign = sys.argv[1:]
+memory, n, repeat = memory == "1", int(n), int(repeat)
+sizes = json.load(open(sizes_path))
+ORIGINAL = 600.0  # records/s of the original Python connector
+MIB = 1024.0
+
+conn, bare, bare_cpu, wrk, order = {}, {}, {}, {}, []
+for line in open(path):
+    f = line.rstrip("\n").split("\t")
+    case, kind = f[0], f[2]
+    if case not in order:
+        order.append(case)
+    if kind == "conn":
+        recs, reqs, wall, user, sys_, rss, p50, p99, rcpu = map(float, f[3:12])
+        conn.setdefault(case, []).append(dict(
+            recs=recs, rps=recs / wall, qps=reqs / wall, p50=p50, p99=p99, rss=rss / MIB,
+            cpu=user + sys_, cpu100k=(user + sys_) * 100000 / recs, wall=wall, rcpu=rcpu))
+    elif kind == "bare":
+        bare.setdefault(case, []).append(float(f[3]))
+        bare_cpu.setdefault(case, []).append(float(f[4]) / float(f[5]))  # CPU s per request
+    elif kind == "wrk":
+        wrk.setdefault(case, []).append(float(f[3]))
+
+def med(runs, key):
+    return statistics.median(r[key] for r in runs)
+
+rows, summary = [], {}
+for case in order:
+    runs = conn[case]
+    s = {k: med(runs, k) for k in runs[0]}
+    s["wrk"] = statistics.median(wrk[case]) if case in wrk else None
+    s["bare"] = statistics.median(bare[case]) if case in bare else None
+    # bare CPU per 100k records, for the same number of requests as the connector made
+    s["bare_cpu100k"] = (statistics.median(bare_cpu[case]) * s["qps"] / s["rps"] * 100000
+                         if case in bare_cpu else None)
+    summary[case] = s
+
+def fnum(x, digits=0):
+    return "n/a" if x is None else f"{x:,.{digits}f}"
+
+def ratio(a, b):
+    return None if b in (None, 0) else a / b
+
+header = ["case", "records/s", "requests/s", "p50 ms", "p99 ms", "peak RSS MiB", "CPU s",
+          "CPU s/100k", "vs wrk", "vs bare", "vs original(600/s)"]
+table = [header]
+for case in order:
+    s = summary[case]
+    table.append([case, fnum(s["rps"]), fnum(s["qps"]), fnum(s["p50"], 2), fnum(s["p99"], 2),
+                  fnum(s["rss"], 1), fnum(s["cpu"], 2), fnum(s["cpu100k"], 2),
+                  fnum(ratio(s["qps"], s["wrk"]), 2), fnum(ratio(s["qps"], s["bare"]), 2),
+                  fnum(s["rps"] / ORIGINAL, 0) + "x"])
+widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+def show(rows, widths):
+    for j, r in enumerate(rows):
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        if j == 0:
+            print("  ".join("-" * w for w in widths))
+
+print()
+print(f"destination-webhook write, Valmi dialect; {'median of %d runs' % repeat if repeat > 1 else '1 run'} per row; "
+      f"records/s = records / wall time of the process; ratios compare requests/s")
+show(table, widths)
+print()
+noisy = float(busy) > 10 or float(foreign) > 5
+print(f"machine: {ncpu} CPUs; {busy}% busy in the second before the runs; other processes took "
+      f"{foreign}% of the CPUs during the runs"
+      + (" -- figures are low and noisy, run again on a quiet machine" if noisy else ""))
+print()
+if not memory:
+    y = [["case", "wrk req/s", "bare req/s", "bare CPU s/100k", "connector CPU s/100k",
+          "receiver CPU s/100k", "connector wall s", "records/s min-max"]]
+    for case in order:
+        s = summary[case]
+        rps = [r["rps"] for r in conn[case]]
+        y.append([case, fnum(s["wrk"]), fnum(s["bare"]), fnum(s["bare_cpu100k"], 2),
+                  fnum(s["cpu100k"], 2), fnum(s["rcpu"] * 100000 / s["recs"], 2),
+                  fnum(s["wall"], 2), f"{min(rps):,.0f}-{max(rps):,.0f}"])
+    print(f"yardsticks (same receiver, bodies and concurrency; wrk -t1 -d{wrk_s}s; "
+          f"bare = examples/bare_reqwest.rs; receiver CPU measured during the connector's run):")
+    show(y, [max(len(r[i]) for r in y) for i in range(len(y[0]))])
+    print()
+    p1, p100, pbig, pgz = (sizes.get(k, {}) for k in ("p1", "p100", "pbig", "pgz"))
+    print(f"request bodies: batch 1 {p1.get('wire_mean', 0):.0f} B; batch 100 {p100.get('wire', 0):,.0f} B; "
+          f"10KB rows {pbig.get('wire_mean', 0):,.0f} B, gzip on the wire {pgz.get('wire_mean', 0):,.0f} B "
+          f"({pbig.get('wire_mean', 1) / max(pgz.get('wire_mean', 1), 1):.1f}x smaller)")
+    g, p = summary.get("c16 b1 10KB gzip"), summary.get("c16 b1 10KB")
+    if g and p:
+        print(f"gzip: {g['rps']:,.0f} records/s, {g['rps'] * pgz.get('wire_mean', 0) / 1e6:,.1f} MB/s on the wire "
+              f"({g['rps'] * pbig.get('wire_mean', 0) / 1e6:,.1f} MB/s of JSON), {g['cpu100k']:.2f} CPU s/100k; "
+              f"uncompressed: {p['rps']:,.0f} records/s, {p['rps'] * pbig.get('wire_mean', 0) / 1e6:,.1f} MB/s, "
+              f"{p['cpu100k']:.2f} CPU s/100k")
+    print()
+
+def target(ok, text):
+    print(f"{'PASS' if ok else 'FAIL'}  {text}")
+
+print("targets:")
+if memory:
+    small, large = order[0], order[1]
+    a, b = summary[small]["rss"], summary[large]["rss"]
+    target(b < 64, f"peak RSS < 64 MiB at {summary[large]['recs']:,.0f} records: {b:.1f} MiB")
+    flat = b - a <= max(4.0, 0.1 * a)
+    target(flat, f"peak RSS flat in N: {a:.1f} MiB at {summary[small]['recs']:,.0f}, {b:.1f} MiB at "
+                 f"{summary[large]['recs']:,.0f} (+{b - a:.1f} MiB; flat = within max(4 MiB, 10%))")
+else:
+    c16 = summary.get("c16 b1")
+    if c16:
+        r = ratio(c16["qps"], c16["wrk"])
+        if r is None:
+            print(f"n/a   c16 b1 >= 0.45 x wrk ceiling: wrk not available")
+        else:
+            target(r >= 0.45, f"c16 b1 >= 0.45 x wrk ceiling: {c16['qps']:,.0f} / {c16['wrk']:,.0f} req/s = {r:.2f}")
+        r = ratio(c16["qps"], c16["bare"])
+        target(r >= 0.9, f"c16 b1 >= 0.9 x bare reqwest: {c16['qps']:,.0f} / {c16['bare']:,.0f} req/s = {r:.2f}")
+        target(c16["rps"] >= 50 * ORIGINAL, f"c16 b1 >= 50 x 600 = 30,000 records/s: {c16['rps']:,.0f} ({c16['rps'] / ORIGINAL:.0f}x)")
+    c1 = summary.get("c1 b1")
+    if c1:
+        target(c1["rps"] >= 10 * ORIGINAL, f"c1 b1 >= 10 x 600 = 6,000 records/s: {c1['rps']:,.0f} ({c1['rps'] / ORIGINAL:.0f}x)")
+    b100 = summary.get("c16 b100")
+    if b100:
+        best = max((summary[c]["rps"], c) for c in order if " b100" in c)
+        target(b100["rps"] >= 100000, f"c16 b100 >= 100,000 records/s: {b100['rps']:,.0f} "
+                                      f"(best batch-100 row: {best[1]} {best[0]:,.0f})")
+    print(f"n/a   peak RSS < 64 MiB at 1,000,000 records and flat in N: run scripts/bench.sh --memory "
+          f"(this run: {max(s['rss'] for s in summary.values()):.1f} MiB at most)")
+PY
