@@ -61,6 +61,8 @@ rootfs() { # DIR [EXTRA_PACKAGES]
     rm -rf "$1"
     debootstrap --variant=minbase ${2:+--include="$2"} bookworm "$1" "$mirror" >"$work/debootstrap.log" 2>&1 \
       || { tail -20 "$work/debootstrap.log"; unavailable "debootstrap of $1 failed (no Debian mirror?)"; }
+    # The downloaded .debs and package lists are not part of a base image.
+    rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*
     touch "$1/.complete"
   fi
 }
