@@ -42,6 +42,8 @@ pub enum Event {
     UnknownStream(String),
     /// A record covered by the resume checkpoint.
     AlreadyDelivered,
+    /// stdin could not be read: input did not end, it broke, so the run must not finish.
+    Broken(String),
 }
 
 /// Starts the reader thread; the channel closes when input ends.
@@ -66,7 +68,12 @@ fn read_all(input: impl Read, mut dialect: Dialect, tx: mpsc::Sender<Vec<Event>>
         line.clear();
         let (complete, oversized) = match read_line(&mut reader, &mut line) {
             Ok(result) => result,
-            Err(_) => break,
+            Err(e) => {
+                chunk.push(Event::Broken(format!(
+                    "could not read stdin after line {line_no}: {e}"
+                )));
+                break;
+            }
         };
         if !complete && line.is_empty() && !oversized {
             break;

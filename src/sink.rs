@@ -140,7 +140,14 @@ impl Sink {
                 events = input.recv(), if reading => match events {
                     Some(events) => {
                         for event in events {
-                            window_bytes += admit(event, &mut window, &mut scheduler, &mut progress, &mut messages);
+                            match admit(event, &mut window, &mut scheduler, &mut progress, &mut messages) {
+                                Ok(bytes) => window_bytes += bytes,
+                                Err(fatal) => {
+                                    stop = Some(Stop::Fatal(fatal));
+                                    deadline = tokio::time::Instant::now() + self.grace;
+                                    break;
+                                }
+                            }
                         }
                     }
                     None => input_open = false,
@@ -208,14 +215,15 @@ impl Sink {
     }
 }
 
-/// Takes one reader event into the window (and the scheduler); returns the bytes it added.
+/// Takes one reader event into the window (and the scheduler); returns the bytes it added, or
+/// the reason to stop when the input broke.
 fn admit(
     event: Event,
     window: &mut AckWindow<Entry>,
     scheduler: &mut Scheduler<Job>,
     progress: &mut Progress,
     messages: &mut Vec<Message>,
-) -> usize {
+) -> Result<usize, Fatal> {
     let entry_size = |data: &Option<Box<serde_json::value::RawValue>>| {
         data.as_ref().map_or(0, |d| d.get().len())
     };
@@ -225,7 +233,7 @@ fn admit(
             let size = meta.size;
             job.seq = window.push(Entry::Record(meta), None);
             scheduler.admit(job.order_key, job);
-            return size;
+            return Ok(size);
         }
         Event::Refused {
             mut meta,
@@ -252,23 +260,26 @@ fn admit(
                 Level::Warn,
                 &format!("skipped input line {line_no} ({reason}): {excerpt}"),
             ));
-            return 0;
+            return Ok(0);
         }
         Event::UnknownStream(name) => {
             messages.push(log(
                 Level::Warn,
                 &format!("stream '{name}' is not in the configured catalog: its records are not sent and are counted as rejected"),
             ));
-            return 0;
+            return Ok(0);
         }
         Event::AlreadyDelivered => {
             progress.already_delivered += 1;
-            return 0;
+            return Ok(0);
+        }
+        Event::Broken(reason) => {
+            return Err(Fatal::new(FailureType::SystemError, reason, String::new()))
         }
     };
     let size = entry.size();
     window.push(entry, Some(ack));
-    size
+    Ok(size)
 }
 
 fn snapshot(deliverer: &Deliverer, in_flight: usize, waiting: usize) -> Snapshot {

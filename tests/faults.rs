@@ -451,3 +451,23 @@ fn a_long_malformed_line_is_quoted_cut_short() {
         warns[0]
     );
 }
+
+/// stdin that cannot be read (here a directory: read fails with EISDIR) is not the end of the
+/// input: the run fails instead of claiming a finished sync.
+#[test]
+fn an_unreadable_stdin_fails_the_sync_instead_of_finishing_it() {
+    let receiver = Receiver::start_default();
+    let dir = Workdir::new();
+    let args = valmi_args(&dir, &config(&receiver.url("/hook"), json!({})), None, None);
+    let child = std::process::Command::new(BIN)
+        .args(&args)
+        .stdin(std::fs::File::open(dir.dir.path()).unwrap())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = wait(child);
+    let message = assert_fatal_stop(&run, "system_error");
+    assert!(message.contains("could not read stdin"), "{message}");
+    assert!(run.never_finished(), "{}", run.dump());
+}
