@@ -31,9 +31,9 @@ pub struct Deliverer {
     client: reqwest::Client,
     method: reqwest::Method,
     get: bool,
+    /// The endpoint without credentials (they travel as the auth header); also what messages
+    /// show.
     url: reqwest::Url,
-    /// The endpoint as messages show it: no credentials.
-    endpoint: String,
     signer: Option<Signer>,
     gzip: bool,
     /// `batch_size` > 1: bodies are always JSON arrays.
@@ -118,7 +118,6 @@ impl Deliverer {
                 .expect("known method"),
             get: config.method == Method::Get,
             url,
-            endpoint: config.display_url(),
             signer: config.signing_secret.as_deref().map(Signer::new),
             gzip: config.compression == Compression::Gzip && config.method != Method::Get,
             batched: config.batch_size > 1 && config.method != Method::Get,
@@ -169,7 +168,7 @@ impl Deliverer {
                     }
                     OnClientError::Fail => Err(Fatal::new(
                         FailureType::ConfigError,
-                        format!("{} was refused by {} with HTTP {status} (on_client_error is \"fail\"): {excerpt}", jobs[0].label, self.endpoint),
+                        format!("{} was refused by {} with HTTP {status} (on_client_error is \"fail\"): {excerpt}", jobs[0].label, self.url),
                         format!("status={status} records={}", jobs.len()),
                     )),
                 },
@@ -251,14 +250,14 @@ impl Deliverer {
                             .unwrap_or_else(|| "nowhere (no Location header)".into());
                         return Err(Fatal::new(
                             FailureType::ConfigError,
-                            format!("{} answered HTTP {status} to {label}, redirecting to {to}; redirects are not followed (a POST would turn into a GET, credentials would travel): set url to the final address", self.endpoint),
+                            format!("{} answered HTTP {status} to {label}, redirecting to {to}; redirects are not followed (a POST would turn into a GET, credentials would travel): set url to the final address", self.url),
                             format!("{label} status={status}"),
                         ));
                     }
                     Class::Unauthorized => {
                         return Err(Fatal::new(
                             FailureType::ConfigError,
-                            format!("{} refused the credentials with HTTP {status} for {label}: check auth and headers. Response: {excerpt}", self.endpoint),
+                            format!("{} refused the credentials with HTTP {status} for {label}: check auth and headers. Response: {excerpt}", self.url),
                             format!("status={status}"),
                         ))
                     }
@@ -268,7 +267,7 @@ impl Deliverer {
                 Attempt::Tls(reason) => {
                     return Err(Fatal::new(
                         FailureType::ConfigError,
-                        format!("{}: {reason}", self.endpoint),
+                        format!("{}: {reason}", self.url),
                         format!("{label}"),
                     ))
                 }
@@ -279,7 +278,7 @@ impl Deliverer {
                     format!(
                         "gave up on {label} after {} attempts to {}: {}",
                         attempt + 1,
-                        self.endpoint,
+                        self.url,
                         reason.trim()
                     ),
                     format!("max_retries={}", self.max_retries),

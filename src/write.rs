@@ -55,7 +55,7 @@ fn plan(args: &WriteArgs, out: &mut Output) -> Result<Plan, Fatal> {
     let catalog = files::read_json(&args.catalog, "catalog").map_err(config_error)?;
     let wire = Wire {
         method: config.method,
-        url: config.url.clone(),
+        url: config.display_url(),
     };
     let (dialect, checkpointer, dialect_name) = match &args.destination_catalog {
         Some(path) => {
