@@ -12,6 +12,32 @@ pub enum Ack {
     Rejected { code: String, message: String },
 }
 
+/// What became of a group of records sent as one request: the same for every record (the usual
+/// case, and no allocation), or one each when a batch was split.
+#[derive(Debug)]
+pub enum Acks {
+    All(Ack),
+    Each(Vec<Ack>),
+}
+
+impl Acks {
+    /// The acknowledgement of the `i`-th record of the group.
+    pub fn get(&self, i: usize) -> Ack {
+        match self {
+            Acks::All(ack) => ack.clone(),
+            Acks::Each(acks) => acks[i].clone(),
+        }
+    }
+
+    /// One acknowledgement per record of a group of `n`.
+    pub fn into_vec(self, n: usize) -> Vec<Ack> {
+        match self {
+            Acks::All(ack) => vec![ack; n],
+            Acks::Each(acks) => acks,
+        }
+    }
+}
+
 pub struct AckWindow<T> {
     /// Sequence number of `slots[0]`.
     base: u64,

@@ -3,19 +3,19 @@
 //! limit, and batch splitting to isolate the records an endpoint refuses.
 
 use std::cell::{Cell, RefCell};
-use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderValue, CONTENT_ENCODING, LOCATION, RETRY_AFTER};
 
-use crate::ack::Ack;
+use crate::ack::{Ack, Acks};
 use crate::config::{Compression, Config, Method, OnClientError};
 use crate::dialect::Job;
 use crate::headers::{IDEMPOTENCY_KEY, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
+use crate::idempotency::Key;
 use crate::metrics::Metrics;
+use crate::ordering::Group;
 use crate::policy::{self, Class};
 use crate::protocol::{log, FailureType, Fatal, Level, Message};
 use crate::redact::Scrubber;
@@ -52,20 +52,21 @@ pub struct Deliverer {
     pub metrics: Metrics,
 }
 
-/// A group of records and what became of them: one [`Ack`] per record, or a reason to stop.
+/// A group of records and what became of them, or a reason to stop.
 pub struct Settled {
-    pub jobs: Vec<Job>,
-    pub result: Result<Vec<Ack>, Fatal>,
+    pub jobs: Group<Job>,
+    pub result: Result<Acks, Fatal>,
 }
 
 /// One request as every attempt sends it.
 struct Outgoing {
-    url: reqwest::Url,
+    /// GET only: the endpoint with the record's query; other methods send to the endpoint.
+    url: Option<reqwest::Url>,
     /// The bytes on the wire (gzip-compressed when configured).
     body: Bytes,
     /// The bytes the signature covers: the uncompressed body; empty for GET.
     signed: Bytes,
-    key: String,
+    key: Key,
 }
 
 /// How one attempt ended.
@@ -143,49 +144,51 @@ impl Deliverer {
         self.paused_until.get().filter(|t| *t > Instant::now())
     }
 
-    pub async fn deliver(&self, jobs: Vec<Job>) -> Settled {
+    pub async fn deliver(&self, jobs: Group<Job>) -> Settled {
         let result = self.deliver_group(&jobs).await;
         Settled { jobs, result }
     }
 
-    fn deliver_group<'a>(
-        &'a self,
-        jobs: &'a [Job],
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Ack>, Fatal>> + 'a>> {
-        Box::pin(async move {
-            match self.send(jobs).await? {
-                Answer::Delivered => Ok(vec![Ack::Delivered; jobs.len()]),
-                Answer::Refused { status, .. } if jobs.len() > 1 && policy::splits_batch(status) => {
-                    let (left, right) = jobs.split_at(jobs.len() / 2);
-                    let mut acks = self.deliver_group(left).await?;
-                    acks.extend(self.deliver_group(right).await?);
-                    Ok(acks)
-                }
-                Answer::Refused { status, excerpt } => match self.on_client_error {
-                    OnClientError::Reject => {
-                        let message = format!("the endpoint answered HTTP {status}: {excerpt}");
-                        Ok(vec![Ack::Rejected { code: status.to_string(), message }; jobs.len()])
-                    }
-                    OnClientError::Fail => Err(Fatal::new(
-                        FailureType::ConfigError,
-                        format!("{} was refused by {} with HTTP {status} (on_client_error is \"fail\"): {excerpt}", jobs[0].label, self.url),
-                        format!("status={status} records={}", jobs.len()),
-                    )),
-                },
+    /// Only a split batch recurses, so only a split batch pays for boxing its halves.
+    async fn deliver_group(&self, jobs: &[Job]) -> Result<Acks, Fatal> {
+        match self.send(jobs).await? {
+            Answer::Delivered => Ok(Acks::All(Ack::Delivered)),
+            Answer::Refused { status, .. } if jobs.len() > 1 && policy::splits_batch(status) => {
+                let (left, right) = jobs.split_at(jobs.len() / 2);
+                let mut acks = Box::pin(self.deliver_group(left))
+                    .await?
+                    .into_vec(left.len());
+                acks.extend(
+                    Box::pin(self.deliver_group(right))
+                        .await?
+                        .into_vec(right.len()),
+                );
+                Ok(Acks::Each(acks))
             }
-        })
+            Answer::Refused { status, excerpt } => match self.on_client_error {
+                OnClientError::Reject => {
+                    let message = format!("the endpoint answered HTTP {status}: {excerpt}");
+                    Ok(Acks::All(Ack::Rejected { code: status.to_string(), message }))
+                }
+                OnClientError::Fail => Err(Fatal::new(
+                    FailureType::ConfigError,
+                    format!("{} was refused by {} with HTTP {status} (on_client_error is \"fail\"): {excerpt}", jobs[0].label, self.url),
+                    format!("status={status} records={}", jobs.len()),
+                )),
+            },
+        }
     }
 
     /// The request for a group: one envelope (`batch_size` 1), or an array of them (even of one,
     /// when batching: a receiver expecting arrays gets arrays); GET carries its query.
-    fn request_parts(&self, jobs: &[Job]) -> (Bytes, String) {
+    fn request_parts(&self, jobs: &[Job]) -> (Bytes, Key) {
         if let ([job], false) = (jobs, self.batched) {
-            return (job.body.clone(), job.idempotency_key.clone());
+            return (job.body.clone(), job.idempotency_key);
         }
         let body = crate::envelope::batch_body(jobs.iter().map(|j| &j.body[..]));
         (
             Bytes::from(body),
-            crate::idempotency::batch(jobs.iter().map(|j| j.idempotency_key.as_str())),
+            crate::idempotency::batch(jobs.iter().map(|j| &j.idempotency_key)),
         )
     }
 
@@ -203,7 +206,7 @@ impl Deliverer {
                 )
             })?;
             return Ok(Outgoing {
-                url,
+                url: Some(url),
                 body: Bytes::new(),
                 signed: Bytes::new(),
                 key,
@@ -217,7 +220,7 @@ impl Deliverer {
             payload.clone()
         };
         Ok(Outgoing {
-            url: self.url.clone(),
+            url: None,
             body,
             signed: payload,
             key,
@@ -319,11 +322,10 @@ impl Deliverer {
     }
 
     async fn attempt(&self, outgoing: &Outgoing) -> Attempt {
-        let mut request = self
-            .client
-            .request(self.method.clone(), outgoing.url.clone());
-        let key_value =
-            HeaderValue::from_str(&outgoing.key).expect("idempotency keys are URL-safe base64");
+        let url = outgoing.url.as_ref().unwrap_or(&self.url);
+        let mut request = self.client.request(self.method.clone(), url.clone());
+        let key_value = HeaderValue::from_str(outgoing.key.as_str())
+            .expect("idempotency keys are URL-safe base64");
         request = request
             .header(IDEMPOTENCY_KEY, key_value.clone())
             .header(WEBHOOK_ID, key_value);
@@ -334,7 +336,7 @@ impl Deliverer {
                 .unwrap_or(0);
             request = request.header(WEBHOOK_TIMESTAMP, timestamp).header(
                 WEBHOOK_SIGNATURE,
-                signer.sign(&outgoing.key, timestamp, &outgoing.signed),
+                signer.sign(outgoing.key.as_str(), timestamp, &outgoing.signed),
             );
         }
         if self.gzip {
@@ -389,7 +391,9 @@ impl Deliverer {
     }
 
     fn log_dry_run(&self, outgoing: &Outgoing) {
-        let url = crate::redact::url_without_credentials(outgoing.url.as_str());
+        let url = crate::redact::url_without_credentials(
+            outgoing.url.as_ref().unwrap_or(&self.url).as_str(),
+        );
         let signature = if self.signer.is_some() {
             ", webhook-timestamp: <now>, webhook-signature: v1,<hmac>"
         } else {

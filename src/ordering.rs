@@ -4,6 +4,12 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use smallvec::SmallVec;
+
+/// Records taken to go out as one request: a single record unless batching, held inline so
+/// that the usual request allocates nothing for it.
+pub type Group<T> = SmallVec<[T; 1]>;
+
 pub struct Scheduler<T> {
     ready: VecDeque<T>,
     /// A key is busy while present: its record is ready or in flight, and later records of the
@@ -48,7 +54,7 @@ impl<T> Scheduler<T> {
 
     /// Up to `max` ready records; fewer only when `partial_ok` (nothing else will fill the batch
     /// soon), none when nothing is ready.
-    pub fn take(&mut self, max: usize, partial_ok: bool) -> Option<Vec<T>> {
+    pub fn take(&mut self, max: usize, partial_ok: bool) -> Option<Group<T>> {
         if self.ready.is_empty() || (self.ready.len() < max && !partial_ok) {
             return None;
         }
@@ -68,15 +74,18 @@ mod tests {
         s.admit(Some(1), "upsert-1");
         s.admit(Some(2), "upsert-2");
         s.admit(None, "free");
-        assert_eq!(s.take(10, true).unwrap(), ["delete-1", "upsert-2", "free"]);
+        assert_eq!(
+            s.take(10, true).unwrap()[..],
+            ["delete-1", "upsert-2", "free"]
+        );
         assert!(s.take(10, true).is_none());
         s.release(1);
-        assert_eq!(s.take(10, true).unwrap(), ["upsert-1"]);
+        assert_eq!(s.take(10, true).unwrap()[..], ["upsert-1"]);
         s.release(1);
         s.release(2);
         assert!(s.waiting.is_empty());
         s.admit(Some(1), "again");
-        assert_eq!(s.take(1, false).unwrap(), ["again"]);
+        assert_eq!(s.take(1, false).unwrap()[..], ["again"]);
     }
 
     #[test]
@@ -85,6 +94,6 @@ mod tests {
         s.admit(None, 1);
         s.admit(None, 2);
         assert!(s.take(3, false).is_none());
-        assert_eq!(s.take(3, true).unwrap(), [1, 2]);
+        assert_eq!(s.take(3, true).unwrap()[..], [1, 2]);
     }
 }

@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
@@ -81,7 +82,12 @@ impl Sink {
         let mut messages: Vec<Message> = Vec::new();
         let mut input_open = true;
         let mut stop: Option<Stop> = None;
-        let mut deadline = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        // Both timers live for the whole loop and are re-armed, not rebuilt on every turn: a
+        // fresh timer per turn is a timer-wheel registration per finished request.
+        let deadline = tokio::time::sleep(Duration::from_secs(86_400 * 365));
+        tokio::pin!(deadline);
+        let flush_timer = tokio::time::sleep(FLUSH_EVERY);
+        tokio::pin!(flush_timer);
         let mut sigterm = signal(SignalKind::terminate()).expect("install SIGTERM handler");
         let mut sigint = signal(SignalKind::interrupt()).expect("install SIGINT handler");
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
@@ -116,6 +122,9 @@ impl Sink {
             if out.is_dirty() && (in_flight.is_empty() || last_flush.elapsed() >= FLUSH_EVERY) {
                 out.flush()?;
                 last_flush = Instant::now();
+                flush_timer
+                    .as_mut()
+                    .reset((last_flush + FLUSH_EVERY).into());
             }
 
             if stop.is_none() && !input_open && window.is_empty() {
@@ -130,11 +139,17 @@ impl Sink {
                 && window_bytes < WINDOW_BYTES;
             tokio::select! {
                 Some(settled) = in_flight.next(), if !in_flight.is_empty() => {
-                    if let Err(fatal) = apply(settled, &mut window, &mut scheduler) {
-                        if stop.is_none() {
-                            stop = Some(Stop::Fatal(fatal));
-                            deadline = tokio::time::Instant::now() + self.grace;
+                    // Every request that has finished by now is settled in this one turn, so
+                    // the bookkeeping above runs once per wake-up, not once per request.
+                    let mut next = Some(settled);
+                    while let Some(settled) = next {
+                        if let Err(fatal) = apply(settled, &mut window, &mut scheduler) {
+                            if stop.is_none() {
+                                stop = Some(Stop::Fatal(fatal));
+                                deadline.as_mut().reset(tokio::time::Instant::now() + self.grace);
+                            }
                         }
+                        next = in_flight.next().now_or_never().flatten();
                     }
                 }
                 events = input.recv(), if reading => match events {
@@ -144,7 +159,7 @@ impl Sink {
                                 Ok(bytes) => window_bytes += bytes,
                                 Err(fatal) => {
                                     stop = Some(Stop::Fatal(fatal));
-                                    deadline = tokio::time::Instant::now() + self.grace;
+                                    deadline.as_mut().reset(tokio::time::Instant::now() + self.grace);
                                     break;
                                 }
                             }
@@ -154,11 +169,11 @@ impl Sink {
                 },
                 _ = sigterm.recv(), if stop.is_none() => {
                     stop = Some(Stop::Signal("SIGTERM"));
-                    deadline = tokio::time::Instant::now() + self.grace;
+                    deadline.as_mut().reset(tokio::time::Instant::now() + self.grace);
                 }
                 _ = sigint.recv(), if stop.is_none() => {
                     stop = Some(Stop::Signal("SIGINT"));
-                    deadline = tokio::time::Instant::now() + self.grace;
+                    deadline.as_mut().reset(tokio::time::Instant::now() + self.grace);
                 }
                 _ = ticker.tick() => {
                     let now = snapshot(deliverer, in_flight.len(), window.len());
@@ -167,11 +182,12 @@ impl Sink {
                 _ = live_ticker.tick(), if live.is_shown() => {
                     progress.redraw(&live, &deliverer.metrics, snapshot(deliverer, in_flight.len(), window.len()));
                 }
-                _ = tokio::time::sleep_until((last_flush + FLUSH_EVERY).into()), if out.is_dirty() => {
+                _ = &mut flush_timer, if out.is_dirty() => {
                     out.flush()?;
                     last_flush = Instant::now();
+                    flush_timer.as_mut().reset((last_flush + FLUSH_EVERY).into());
                 }
-                _ = tokio::time::sleep_until(deadline), if stop.is_some() => break,
+                _ = &mut deadline, if stop.is_some() => break,
             }
         }
 
@@ -224,9 +240,7 @@ fn admit(
     progress: &mut Progress,
     messages: &mut Vec<Message>,
 ) -> Result<usize, Fatal> {
-    let entry_size = |data: &Option<Box<serde_json::value::RawValue>>| {
-        data.as_ref().map_or(0, |d| d.get().len())
-    };
+    let entry_size = |data: &Option<bytes::Bytes>| data.as_ref().map_or(0, |d| d.len());
     let (entry, ack) = match event {
         Event::Record(mut meta, mut job) => {
             meta.size = job.body.len() + entry_size(&meta.data);
@@ -297,8 +311,8 @@ fn apply(
     scheduler: &mut Scheduler<Job>,
 ) -> Result<(), Fatal> {
     let acks = settled.result?;
-    for (job, ack) in settled.jobs.into_iter().zip(acks) {
-        window.settle(job.seq, ack);
+    for (i, job) in settled.jobs.into_iter().enumerate() {
+        window.settle(job.seq, acks.get(i));
         if let Some(key) = job.order_key {
             scheduler.release(key);
         }

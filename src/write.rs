@@ -53,10 +53,7 @@ fn plan(args: &WriteArgs, out: &mut Output) -> Result<Plan, Fatal> {
     let config = validate::load_config(&raw).map_err(|e| config_error(e.to_string()))?;
     out.set_scrubber(crate::redact::Scrubber::new(config.secrets()));
     let catalog = files::read_json(&args.catalog, "catalog").map_err(config_error)?;
-    let wire = Wire {
-        method: config.method,
-        url: config.display_url(),
-    };
+    let wire = Wire::new(config.method, config.display_url());
     let (dialect, checkpointer, dialect_name) = match &args.destination_catalog {
         Some(path) => {
             let destination =

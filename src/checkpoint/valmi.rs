@@ -100,8 +100,11 @@ impl ValmiCheckpoints {
     }
 }
 
-/// The echo of a rejected record, with its data copied as raw text (never re-parsed).
-fn rejected_echo(stream: &str, data: Option<&RawValue>, code: &str, message: &str) -> Message {
+/// The echo of a rejected record, with its data copied as raw text. The text was a JSON value
+/// when it was read; it is checked again here, only for the (rare) rejected record, to carry it
+/// as a raw value.
+fn rejected_echo(stream: &str, data: Option<&[u8]>, code: &str, message: &str) -> Message {
+    let data = data.and_then(|d| serde_json::from_slice::<&RawValue>(d).ok());
     #[derive(Serialize)]
     struct Echo<'a> {
         stream: &'a str,
@@ -148,7 +151,7 @@ mod tests {
             op: Cow::Borrowed(op),
             stream: "s".into(),
             scope: 0,
-            data: Some(serde_json::from_str(r#"{"id":1}"#).unwrap()),
+            data: Some(bytes::Bytes::from_static(br#"{"id":1}"#)),
             size: 0,
         })
     }

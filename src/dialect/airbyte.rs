@@ -176,7 +176,7 @@ impl Airbyte {
             meta,
             Job {
                 seq: 0,
-                body: body.into(),
+                body,
                 order_key,
                 idempotency_key,
                 label,

@@ -10,6 +10,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::value::RawValue;
 
 use crate::config::Method;
@@ -45,8 +46,8 @@ pub struct RecordMeta {
     pub stream: Arc<str>,
     /// Airbyte STATE scope the record counts towards.
     pub scope: u32,
-    /// Valmi only: the input data, echoed back if the record is rejected.
-    pub data: Option<Box<RawValue>>,
+    /// Valmi only: the input data (raw JSON text), echoed back if the record is rejected.
+    pub data: Option<Bytes>,
     /// Bytes this record holds while in the window (request body and data), set on admission.
     pub size: usize,
 }
@@ -58,7 +59,7 @@ pub struct Job {
     /// The envelope JSON, or for GET the query string.
     pub body: bytes::Bytes,
     pub order_key: Option<u64>,
-    pub idempotency_key: String,
+    pub idempotency_key: crate::idempotency::Key,
     pub label: RecordLabel,
 }
 
@@ -111,22 +112,47 @@ impl Dialect {
     }
 }
 
+/// Bytes the arena allocates at a time. Records are written into it back to back and handed
+/// on as slices of it, so a record costs no allocation of its own, and the delivery thread
+/// frees one block per few hundred records instead of one buffer per record.
+const ARENA_BLOCK: usize = 64 * 1024;
+/// Room made before a body is written, so a typical body does not move mid-write.
+const BODY_ROOM: usize = 4 * 1024;
+
 /// How records become request bodies: the part both dialects share.
 pub struct Wire {
-    pub method: Method,
-    pub url: String,
+    method: Method,
+    url: String,
+    arena: BytesMut,
 }
 
 impl Wire {
+    pub fn new(method: Method, url: String) -> Self {
+        Wire {
+            method,
+            url,
+            arena: BytesMut::with_capacity(ARENA_BLOCK),
+        }
+    }
+
+    /// A copy of `text` that lives as long as the record needs it.
+    pub fn keep(&mut self, text: &str) -> Bytes {
+        self.arena.extend_from_slice(text.as_bytes());
+        self.arena.split().freeze()
+    }
+
     /// The envelope JSON, or for GET the query string; `Err` (a reason) when a GET record cannot
     /// be flattened or its URL would be over the limit.
     pub fn body<P: serde::Serialize>(
-        &self,
+        &mut self,
         envelope: Envelope<'_, P>,
         payload_value: impl FnOnce() -> Result<serde_json::Value, serde_json::Error>,
-    ) -> Result<Vec<u8>, (&'static str, String)> {
+    ) -> Result<Bytes, (&'static str, String)> {
         if self.method != Method::Get {
-            return Ok(serde_json::to_vec(&envelope).expect("raw JSON always serialises"));
+            self.arena.reserve(BODY_ROOM);
+            serde_json::to_writer((&mut self.arena).writer(), &envelope)
+                .expect("raw JSON always serialises");
+            return Ok(self.arena.split().freeze());
         }
         let payload = payload_value().map_err(|e| {
             (
@@ -147,7 +173,7 @@ impl Wire {
                 format!("the GET URL would be {length} bytes, over the {MAX_GET_URL}-byte limit; use POST for records this large"),
             ));
         }
-        Ok(query.into_bytes())
+        Ok(Bytes::from(query))
     }
 }
 
