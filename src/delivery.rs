@@ -372,7 +372,7 @@ impl Deliverer {
             )),
             Ok(Err(e)) => match crate::tls::explain(&e) {
                 Some(reason) => Attempt::Tls(reason),
-                None => Attempt::Failed(self.scrubber.scrub(&describe_error(&e))),
+                None => Attempt::Failed(self.scrubber.scrub(&describe_error(&e)).into_owned()),
             },
             Ok(Ok((status, retry_after, location, kept))) => {
                 let excerpt = if (200..300).contains(&status) {

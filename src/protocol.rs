@@ -103,7 +103,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
                 let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(key) = map.next_key::<BorrowedKey<'de>>()? {
+                while let Some(key) = map.next_key::<Text<'de>>()? {
                     fields.push((key.0, map.next_value::<&'de RawValue>()?));
                 }
                 Ok(RawObject(fields))
@@ -113,21 +113,23 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
     }
 }
 
-struct BorrowedKey<'a>(Cow<'a, str>);
+/// A JSON string borrowed from the input unless it has escapes. (`#[serde(borrow)]` does not
+/// reach a `Cow` inside an `Option`, which would allocate for every record.)
+pub struct Text<'a>(pub Cow<'a, str>);
 
-impl<'de: 'a, 'a> Deserialize<'de> for BorrowedKey<'a> {
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct KeyVisitor;
         impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = BorrowedKey<'de>;
+            type Value = Text<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string key")
+                f.write_str("a string")
             }
             fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(BorrowedKey(Cow::Borrowed(v)))
+                Ok(Text(Cow::Borrowed(v)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(BorrowedKey(Cow::Owned(v.to_string())))
+                Ok(Text(Cow::Owned(v.to_string())))
             }
         }
         deserializer.deserialize_str(KeyVisitor)

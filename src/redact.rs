@@ -1,5 +1,6 @@
 //! Keeping secrets out of every byte the connector prints.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Prints `<redacted>` whatever it wraps; used by the `Debug` impls of config types.
@@ -56,11 +57,13 @@ impl Scrubber {
         Scrubber { secrets }
     }
 
-    pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_string();
+    /// The text with every secret replaced; borrowed, not copied, when it holds none (every
+    /// stdout line goes through here).
+    pub fn scrub<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
         for secret in &self.secrets {
             if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), "<redacted>");
+                out = Cow::Owned(out.replace(secret.as_str(), "<redacted>"));
             }
         }
         out

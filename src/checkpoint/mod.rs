@@ -43,7 +43,7 @@ impl Checkpointer {
     /// Input ended and every record is settled.
     pub fn finish(&mut self, out: &mut Vec<Message>) {
         match self {
-            Checkpointer::Valmi(c) => out.push(c.state(true, true).into()),
+            Checkpointer::Valmi(c) => out.push(c.state(true, true)),
             Checkpointer::Airbyte(c) => c.finish(out),
         }
     }
@@ -52,7 +52,7 @@ impl Checkpointer {
     /// partial chunk.
     pub fn interrupted(&mut self, out: &mut Vec<Message>) {
         match self {
-            Checkpointer::Valmi(c) if c.has_progress() => out.push(c.state(false, false).into()),
+            Checkpointer::Valmi(c) if c.has_progress() => out.push(c.state(false, false)),
             Checkpointer::Valmi(_) => {}
             Checkpointer::Airbyte(c) => c.finish(out),
         }

@@ -6,7 +6,6 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::{json, Map, Value};
 
 use super::Entry;
 use crate::ack::Ack;
@@ -69,7 +68,7 @@ impl ValmiCheckpoints {
         self.settled += 1;
         let commit = self.settled.is_multiple_of(self.chunk_size);
         if commit || self.settled.is_multiple_of(self.per_metric) {
-            out.push(self.state(false, commit).into());
+            out.push(self.state(false, commit));
         }
         if commit {
             self.counts.clear();
@@ -78,25 +77,52 @@ impl ValmiCheckpoints {
     }
 
     /// A STATE with all five keys Valmi's wrapper requires, plus `last_row_num` for resume.
-    pub fn state(&self, finished: bool, commit: bool) -> Value {
-        let mut data = Map::new();
-        data.insert(
-            "records_delivered".into(),
-            Value::Object(
-                self.counts
-                    .iter()
-                    .map(|(name, n)| (name.to_string(), json!(n)))
-                    .collect(),
-            ),
-        );
-        data.insert("chunk_id".into(), json!(self.chunk_id));
-        data.insert("finished".into(), json!(finished));
-        data.insert("commit_state".into(), json!(commit));
-        data.insert("commit_metric".into(), json!(true));
-        if let Some(row) = self.last_row_num {
-            data.insert("last_row_num".into(), json!(row));
+    /// One goes out every `records_per_metric` records, so it is written from plain structs
+    /// rather than assembled as a `Value`.
+    pub fn state(&self, finished: bool, commit: bool) -> Message {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            state: Body<'a>,
         }
-        json!({"type": "STATE", "state": {"type": "STREAM", "data": data}})
+        #[derive(Serialize)]
+        struct Body<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            data: Data<'a>,
+        }
+        #[derive(Serialize)]
+        struct Data<'a> {
+            records_delivered: Counts<'a>,
+            chunk_id: u64,
+            finished: bool,
+            commit_state: bool,
+            commit_metric: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            last_row_num: Option<u64>,
+        }
+        struct Counts<'a>(&'a [(Cow<'static, str>, u64)]);
+        impl Serialize for Counts<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map(self.0.iter().map(|(name, n)| (name, n)))
+            }
+        }
+        let line = Line {
+            kind: "STATE",
+            state: Body {
+                kind: "STREAM",
+                data: Data {
+                    records_delivered: Counts(&self.counts),
+                    chunk_id: self.chunk_id,
+                    finished,
+                    commit_state: commit,
+                    commit_metric: true,
+                    last_row_num: self.last_row_num,
+                },
+            },
+        };
+        Message::Raw(serde_json::value::to_raw_value(&line).expect("a STATE always serialises"))
     }
 }
 
@@ -140,6 +166,7 @@ fn rejected_echo(stream: &str, data: Option<&[u8]>, code: &str, message: &str) -
 mod tests {
     use super::*;
     use crate::dialect::{RecordLabel, RecordMeta};
+    use serde_json::{json, Value};
     use std::borrow::Cow;
 
     fn record(row: u64, op: &'static str) -> Entry {
@@ -185,7 +212,7 @@ mod tests {
         ] {
             c.settled(record(row, op), Ack::Delivered, &mut out);
         }
-        out.push(c.state(true, true).into());
+        out.push(c.state(true, true));
         let out: Vec<Value> = out.iter().map(Message::to_value).collect();
         assert_eq!(out[4]["state"]["data"]["last_row_num"], 8);
         let out: Vec<Value> = out.into_iter().map(without_last_row).collect();
@@ -213,7 +240,7 @@ mod tests {
         assert_eq!(out[0]["record"]["rejected"], true);
         assert_eq!(out[0]["record"]["rejection_code"], "400");
         assert_eq!(out[0]["record"]["data"]["id"], 1);
-        let last = c.state(true, true);
+        let last = c.state(true, true).to_value();
         assert_eq!(last["state"]["data"]["chunk_id"], 6);
         assert_eq!(
             last["state"]["data"]["records_delivered"],

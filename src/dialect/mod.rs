@@ -10,11 +10,11 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use serde_json::value::RawValue;
 
 use crate::config::Method;
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Payload};
 use crate::flatten;
 use crate::protocol::InputRecord;
 
@@ -143,15 +143,14 @@ impl Wire {
 
     /// The envelope JSON, or for GET the query string; `Err` (a reason) when a GET record cannot
     /// be flattened or its URL would be over the limit.
-    pub fn body<P: serde::Serialize>(
+    pub fn body<P: Payload>(
         &mut self,
         envelope: Envelope<'_, P>,
         payload_value: impl FnOnce() -> Result<serde_json::Value, serde_json::Error>,
     ) -> Result<Bytes, (&'static str, String)> {
         if self.method != Method::Get {
             self.arena.reserve(BODY_ROOM);
-            serde_json::to_writer((&mut self.arena).writer(), &envelope)
-                .expect("raw JSON always serialises");
+            envelope.write_json(&mut self.arena);
             return Ok(self.arena.split().freeze());
         }
         let payload = payload_value().map_err(|e| {

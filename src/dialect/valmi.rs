@@ -10,7 +10,7 @@ use super::{hash_key, Job, Prepared, RecordLabel, RecordMeta, Wire};
 use crate::catalog::{mode_needs_order, MappingEntry, ValmiCatalog};
 use crate::envelope::{Envelope, RawFields};
 use crate::idempotency;
-use crate::protocol::{InputRecord, RawObject};
+use crate::protocol::{InputRecord, RawObject, Text};
 
 pub struct Valmi {
     wire: Wire,
@@ -33,7 +33,7 @@ struct ValmiMeta<'a> {
     #[serde(default)]
     _valmi_row_num: Option<u64>,
     #[serde(default, borrow)]
-    _valmi_sync_op: Option<Cow<'a, str>>,
+    _valmi_sync_op: Option<Text<'a>>,
 }
 
 fn op_name(op: &str) -> Cow<'static, str> {
@@ -129,7 +129,7 @@ impl Valmi {
                 "_valmi_meta has no _valmi_sync_op",
             );
         };
-        meta.op = op_name(&op);
+        meta.op = op_name(&op.0);
         meta.label.row_num = valmi_meta._valmi_row_num;
         if let (Some(row), Some(done)) = (valmi_meta._valmi_row_num, self.resume_after_row) {
             if row <= done {
