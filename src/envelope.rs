@@ -28,6 +28,12 @@ impl Payload for RawValue {
     }
 }
 
+impl Payload for crate::protocol::RawJson<'_> {
+    fn write_json(&self, out: &mut impl BufMut) {
+        out.put_slice(self.get().as_bytes());
+    }
+}
+
 impl<P: Payload + ?Sized> Payload for &P {
     fn write_json(&self, out: &mut impl BufMut) {
         (**self).write_json(out);

@@ -13,25 +13,45 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-/// One input line, decoded only as far as the envelope.
+/// One input line, decoded only as far as the envelope; `D` is how the record's `data` is read.
 #[derive(Deserialize)]
-pub struct InputMessage<'a> {
+#[serde(bound(deserialize = "D: Deserialize<'de>"))]
+struct InputMessage<'a, D> {
     #[serde(rename = "type", borrow)]
-    pub kind: Cow<'a, str>,
+    kind: Cow<'a, str>,
     #[serde(default, borrow)]
-    pub record: Option<InputRecord<'a>>,
+    record: Option<RecordIn<'a, D>>,
     #[serde(default, borrow)]
-    pub state: Option<&'a RawValue>,
+    state: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
-pub struct InputRecord<'a> {
+#[serde(bound(deserialize = "D: Deserialize<'de>"))]
+struct RecordIn<'a, D> {
     #[serde(borrow)]
-    pub stream: Cow<'a, str>,
+    stream: Cow<'a, str>,
     #[serde(default, borrow)]
+    namespace: Option<Cow<'a, str>>,
+    data: D,
+}
+
+/// An input record: `data` as the raw JSON text it was sent as, and its top-level fields when
+/// it is an object.
+pub struct InputRecord<'a> {
+    pub stream: Cow<'a, str>,
     pub namespace: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub data: &'a RawValue,
+    pub data: RawJson<'a>,
+    pub fields: Option<RawObject<'a>>,
+}
+
+/// JSON text exactly as it appeared in the input; always one complete, valid value.
+#[derive(Clone, Copy)]
+pub struct RawJson<'a>(&'a str);
+
+impl<'a> RawJson<'a> {
+    pub fn get(&self) -> &'a str {
+        self.0
+    }
 }
 
 /// What a line of stdin turned out to be.
@@ -61,12 +81,40 @@ pub fn parse_line(line: &[u8]) -> Result<Parsed<'_>, LineError> {
     if text.trim().is_empty() {
         return Err(LineError::Empty);
     }
-    let msg: InputMessage =
+    // The usual record in one pass: its data's fields are collected as the line is read, and
+    // the data's raw text is the span they cover. Anything else (data that is not an object or
+    // has no fields, a first key with escapes, any error) is read the general way, so both
+    // ways give the same result and the same messages.
+    if let Ok(InputMessage {
+        kind,
+        record: Some(record),
+        ..
+    }) = serde_json::from_str::<InputMessage<RawObject>>(text)
+    {
+        if kind == "RECORD" {
+            if let Some(data) = object_span(text, &record.data) {
+                return Ok(Parsed::Record(InputRecord {
+                    stream: record.stream,
+                    namespace: record.namespace,
+                    data: RawJson(data),
+                    fields: Some(record.data),
+                }));
+            }
+        }
+    }
+    let msg: InputMessage<&RawValue> =
         serde_json::from_str(text).map_err(|e| LineError::Json(e.to_string()))?;
     match msg.kind.as_ref() {
         "RECORD" => msg
             .record
-            .map(Parsed::Record)
+            .map(|r| {
+                Parsed::Record(InputRecord {
+                    stream: r.stream,
+                    namespace: r.namespace,
+                    data: RawJson(r.data.get()),
+                    fields: RawObject::parse(r.data).ok(),
+                })
+            })
             .ok_or(LineError::MissingBody("RECORD", "record")),
         "STATE" => msg
             .state
@@ -75,6 +123,27 @@ pub fn parse_line(line: &[u8]) -> Result<Parsed<'_>, LineError> {
             .ok_or(LineError::MissingBody("STATE", "state")),
         _ => Ok(Parsed::Ignored),
     }
+}
+
+/// The text of an object whose fields were parsed out of `text`: from the `{` before its
+/// first key to the `}` after its last value (only whitespace can stand between). `None` when
+/// that cannot be told from where the fields lie: no fields, or a first key with escapes,
+/// which is not borrowed from `text`.
+fn object_span<'a>(text: &'a str, object: &RawObject<'a>) -> Option<&'a str> {
+    let (Cow::Borrowed(first_key), _) = object.0.first()? else {
+        return None;
+    };
+    let last_value = object.0.last()?.1.get();
+    let base = text.as_ptr() as usize;
+    let key_at = (first_key.as_ptr() as usize).checked_sub(base)?;
+    let value_end = (last_value.as_ptr() as usize).checked_sub(base)? + last_value.len();
+    let bytes = text.as_bytes();
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let quote = key_at.checked_sub(1)?;
+    let open = bytes.get(..quote)?.iter().rposition(|b| !is_space(b))?;
+    let close = value_end + bytes.get(value_end..)?.iter().position(|b| !is_space(b))?;
+    (bytes[quote] == b'"' && bytes[open] == b'{' && bytes[close] == b'}')
+        .then(|| &text[open..=close])
 }
 
 /// The top-level fields of a JSON object, in order, values left as raw text. Keys are borrowed
@@ -258,6 +327,47 @@ mod tests {
             parse_line(br#"{"type":"LOG","log":{}}"#).unwrap(),
             Parsed::Ignored
         ));
+    }
+
+    /// A record's data comes out as the exact text of the input, whichever way the line was
+    /// read (one pass, or the general way for what one pass cannot place).
+    #[test]
+    fn data_is_the_input_text_whichever_way_it_was_read() {
+        for data in [
+            r#"{"a":1}"#,
+            r#"{ "a" : 1 , "b":[1,{"c":"}"}] }"#,
+            "{\n\t\"a\":\"x\\\"y\"\r\n}",
+            r#"{"a\"b":1,"c":2}"#,
+            r#"{"\u0061":1}"#,
+            r#"{}"#,
+            r#"{"a":{},"a":2}"#,
+            r#"[1,2]"#,
+            r#""text""#,
+            r#"123456789012345678901234567890"#,
+            r#"null"#,
+        ] {
+            for line in [
+                format!(r#"{{"type":"RECORD","record":{{"stream":"s","data":{data}}}}}"#),
+                format!(
+                    r#"{{"type":"RECORD","record":{{"data": {data} ,"stream":"s","emitted_at":1}}}}"#
+                ),
+            ] {
+                let Ok(Parsed::Record(r)) = parse_line(line.as_bytes()) else {
+                    panic!("not a record: {line}")
+                };
+                assert_eq!(r.data.get(), data, "{line}");
+                let raw: Box<RawValue> = serde_json::from_str(data).unwrap();
+                let expected = RawObject::parse(&raw).ok();
+                let keys = |o: &Option<RawObject>| {
+                    o.as_ref().map(|o| {
+                        o.0.iter()
+                            .map(|(k, v)| (k.to_string(), v.get().to_string()))
+                            .collect::<Vec<_>>()
+                    })
+                };
+                assert_eq!(keys(&r.fields), keys(&expected), "{line}");
+            }
+        }
     }
 
     #[test]

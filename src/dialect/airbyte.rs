@@ -126,14 +126,14 @@ impl Airbyte {
             data: None,
             size: 0,
         };
-        if !record.data.get().starts_with('{') {
+        let Some(fields) = &record.fields else {
             return Prepared::Refuse {
                 meta,
                 code: "invalid_data",
                 message: "the record's data is not a JSON object".into(),
             };
-        }
-        let primary_key = match primary_key_text(record.data, &stream.primary_key) {
+        };
+        let primary_key = match primary_key_text(fields, &stream.primary_key) {
             Ok(pk) => pk,
             Err(reason) => {
                 return Prepared::Refuse {
@@ -220,12 +220,10 @@ impl Airbyte {
 }
 
 /// The primary-key value as text (each key path's JSON, joined), or `None` without a key.
-fn primary_key_text(data: &RawValue, key: &[Vec<String>]) -> Result<Option<String>, String> {
+fn primary_key_text(fields: &RawObject, key: &[Vec<String>]) -> Result<Option<String>, String> {
     if key.is_empty() {
         return Ok(None);
     }
-    let fields =
-        RawObject::parse(data).map_err(|_| "the record's data is not a JSON object".to_string())?;
     let mut text = String::new();
     for path in key {
         let top = fields.get(&path[0]);

@@ -10,7 +10,7 @@ use super::{hash_key, Job, Prepared, RecordLabel, RecordMeta, Wire};
 use crate::catalog::{mode_needs_order, MappingEntry, ValmiCatalog};
 use crate::envelope::{Envelope, RawFields};
 use crate::idempotency;
-use crate::protocol::{InputRecord, RawObject, Text};
+use crate::protocol::{InputRecord, Text};
 
 pub struct Valmi {
     wire: Wire,
@@ -101,7 +101,7 @@ impl Valmi {
             code,
             message: message.to_string(),
         };
-        let Ok(fields) = RawObject::parse(record.data) else {
+        let Some(fields) = &record.fields else {
             return refuse(
                 meta,
                 "invalid_data",
