@@ -140,7 +140,10 @@ pub fn run(args: &WriteArgs, out: &mut Output) -> Result<Ending, crate::output::
         .build()
         .expect("start the runtime");
     runtime.block_on(async {
-        let (tx, rx) = mpsc::channel(4);
+        // One chunk waiting, one being filled: a chunk of small records is far more than the
+        // loop needs between two hand-overs, and with records of many megabytes (one per
+        // chunk) every queued chunk is that much more memory.
+        let (tx, rx) = mpsc::channel(1);
         reader::spawn(std::io::stdin(), plan.dialect, tx);
         sink.run(rx, out).await
     })

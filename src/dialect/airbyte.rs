@@ -149,10 +149,9 @@ impl Airbyte {
             stream: Some(&stream.label),
             payload: record.data,
         };
-        let body = match self
-            .wire
-            .body(envelope, || serde_json::from_str(record.data.get()))
-        {
+        let body = match self.wire.body(envelope, record.data.get().len(), || {
+            serde_json::from_str(record.data.get())
+        }) {
             Ok(body) => body,
             Err((code, message)) => {
                 return Prepared::Refuse {

@@ -116,8 +116,9 @@ impl Dialect {
 /// on as slices of it, so a record costs no allocation of its own, and the delivery thread
 /// frees one block per few hundred records instead of one buffer per record.
 const ARENA_BLOCK: usize = 64 * 1024;
-/// Room made before a body is written, so a typical body does not move mid-write.
-const BODY_ROOM: usize = 4 * 1024;
+/// Room made for a body beyond its payload's size (the envelope's own fields), so a body is
+/// written in one place and never moved mid-write.
+const ENVELOPE_ROOM: usize = 1024;
 
 /// How records become request bodies: the part both dialects share.
 pub struct Wire {
@@ -137,19 +138,31 @@ impl Wire {
 
     /// A copy of `text` that lives as long as the record needs it.
     pub fn keep(&mut self, text: &str) -> Bytes {
+        self.room(text.len());
         self.arena.extend_from_slice(text.as_bytes());
         self.arena.split().freeze()
     }
 
+    /// Makes room for `needed` bytes. A block too small is replaced, never grown: growing a
+    /// block whose records are all gone would keep their bytes in it, so large records would
+    /// grow it again and again.
+    fn room(&mut self, needed: usize) {
+        if self.arena.capacity() < needed {
+            self.arena = BytesMut::with_capacity(needed.max(ARENA_BLOCK));
+        }
+    }
+
     /// The envelope JSON, or for GET the query string; `Err` (a reason) when a GET record cannot
-    /// be flattened or its URL would be over the limit.
+    /// be flattened or its URL would be over the limit. `payload_size`: about how long the
+    /// payload's JSON is (the record's data is an upper bound).
     pub fn body<P: Payload>(
         &mut self,
         envelope: Envelope<'_, P>,
+        payload_size: usize,
         payload_value: impl FnOnce() -> Result<serde_json::Value, serde_json::Error>,
     ) -> Result<Bytes, (&'static str, String)> {
         if self.method != Method::Get {
-            self.arena.reserve(BODY_ROOM);
+            self.room(payload_size + ENVELOPE_ROOM);
             envelope.write_json(&mut self.arena);
             return Ok(self.arena.split().freeze());
         }

@@ -150,7 +150,10 @@ impl Valmi {
             stream: None,
             payload: &payload,
         };
-        let body = match self.wire.body(envelope, || payload.to_value()) {
+        let body = match self
+            .wire
+            .body(envelope, record.data.get().len(), || payload.to_value())
+        {
             Ok(body) => body,
             Err((code, reason)) => return refuse(meta, code, &reason),
         };
