@@ -57,10 +57,23 @@ impl<P: Payload> Envelope<'_, P> {
     }
 }
 
-/// A JSON string. `serde_json` escapes exactly the control characters, `"` and `\\`; text
+/// The bytes `serde_json` escapes in a string.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// A JSON string. `serde_json` escapes exactly the control characters, `"` and `\`; text
 /// without them is copied as it is.
 fn write_str(out: &mut impl BufMut, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !s.bytes().any(|b| NEEDS_ESCAPE[b as usize]) {
         out.put_u8(b'"');
         out.put_slice(s.as_bytes());
         out.put_u8(b'"');

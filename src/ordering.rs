@@ -2,7 +2,9 @@
 //! order (mirror mode's `delete` must land before the `upsert` of the same row); records without
 //! a key go whenever there is room.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 
 use smallvec::SmallVec;
 
@@ -14,14 +16,15 @@ pub struct Scheduler<T> {
     ready: VecDeque<T>,
     /// A key is busy while present: its record is ready or in flight, and later records of the
     /// same key wait here in input order.
-    waiting: HashMap<u64, VecDeque<T>>,
+    /// Keys are already hashes; FxHash only has to spread them.
+    waiting: FxHashMap<u64, VecDeque<T>>,
 }
 
 impl<T> Default for Scheduler<T> {
     fn default() -> Self {
         Scheduler {
             ready: VecDeque::new(),
-            waiting: HashMap::new(),
+            waiting: FxHashMap::default(),
         }
     }
 }

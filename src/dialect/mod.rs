@@ -189,8 +189,11 @@ impl Wire {
     }
 }
 
+/// The ordering key of a record. It only decides which records wait for each other within this
+/// process (a collision makes two keys share a turn, nothing more), so it needs speed, not
+/// resistance to chosen inputs.
 pub fn hash_key(parts: impl Hash) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = rustc_hash::FxHasher::default();
     parts.hash(&mut h);
     h.finish()
 }
