@@ -6,11 +6,14 @@
 #   - examples/bare_reqwest.rs: a bare reqwest loop on a current-thread runtime, i.e. the cost
 #     of the HTTP client alone, with nothing of the connector around it.
 #
-# usage: scripts/bench.sh [--records N] [--repeat K] [--wrk-seconds S] [--memory]
+# usage: scripts/bench.sh [--records N] [--repeat K] [--wrk-seconds S] [--memory | --callgrind]
 #   N (default 100000, or the N environment variable): records per row (the 10 KB rows use N/10).
 #   K (default 1): run every measurement K times and report the median of each figure.
 #   S (default 5): duration of each wrk run.
 #   --memory: only the memory check: 100k and 1M records at concurrency 16, peak RSS of each.
+#   --callgrind: instructions per record of the connector (per thread) and of the bare loop at
+#     concurrency 16, counted by valgrind: the same for the same code whatever else the machine
+#     does, unlike every timing here. N defaults to 20000 for this mode. Needs valgrind.
 #
 # Prints one table, a table of the yardsticks, then PASS/FAIL per target. Exits 0 even when a
 # target fails (exits non-zero only when a run itself fails), so it can be used to collect
@@ -19,10 +22,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-records=${N:-100000}
+records=${N:-}
 repeat=1
 wrk_seconds=5
 memory=0
+callgrind=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --records) records=$2; shift 2 ;;
@@ -32,10 +36,12 @@ while [ $# -gt 0 ]; do
     --wrk-seconds) wrk_seconds=$2; shift 2 ;;
     --wrk-seconds=*) wrk_seconds=${1#*=}; shift ;;
     --memory) memory=1; shift ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --callgrind) callgrind=1; shift ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
+[ -n "$records" ] || records=$([ "$callgrind" = 1 ] && echo 20000 || echo 100000)
 case "$records$repeat$wrk_seconds" in
   *[!0-9]*) echo "bench.sh: --records, --repeat and --wrk-seconds take whole numbers" >&2; exit 2 ;;
 esac
@@ -181,11 +187,18 @@ print("\t".join([case, rep, "conn", n, requests, wall, user, sys_, rss, p50, p99
 PY
 }
 
-run_bare() { # case rep requests body [header]; appends: case rep bare req/s cpu_s requests
-  local rate
+# The headers the connector sent with a body file, as bare_reqwest arguments.
+header_args() { # body
+  local line
+  while IFS= read -r line; do printf '%s\0%s\0' --header "$line"; done <"$1.headers"
+}
+
+run_bare() { # case rep requests body; appends: case rep bare req/s cpu_s requests
+  local rate headers=()
+  mapfile -d '' headers < <(header_args "$4")
   rate=$(/usr/bin/time -f '%e %U %S %M' -o "$work/bare.time" \
     "$bare_bin" --url "$url" --concurrency "$(conc_of "$1")" --requests "$3" --body-file "$4" \
-    ${5:+--header "$5"} 2>"$work/bare.err" | tail -n 1) || true
+    "${headers[@]}" 2>"$work/bare.err" | tail -n 1) || true
   case "$rate" in
     ''|*[!0-9.]*) echo "bench.sh: bare_reqwest failed on case '$1':" >&2; cat "$work/bare.err" >&2; exit 1 ;;
   esac
@@ -193,14 +206,15 @@ run_bare() { # case rep requests body [header]; appends: case rep bare req/s cpu
     "$(awk '{ print $2 + $3 }' "$work/bare.time")" "$3" >>"$results"
 }
 
-run_wrk() { # case rep body [header]
+run_wrk() { # case rep body
   [ -n "$wrk_bin" ] || return 0
-  local lua=$work/wrk.lua rate c
+  local lua=$work/wrk.lua rate c line
   c=$(conc_of "$1")
   { echo 'wrk.method = "POST"'
     echo "local f = assert(io.open(\"$3\", \"rb\")); wrk.body = f:read(\"*a\"); f:close()"
-    echo 'wrk.headers["Content-Type"] = "application/json"'
-    [ -z "${4:-}" ] || echo "wrk.headers[\"${4%%:*}\"] = \"$(echo "${4#*:}" | sed 's/^ *//')\""
+    while IFS= read -r line; do
+      echo "wrk.headers[\"${line%%:*}\"] = \"${line#*: }\""
+    done <"$3.headers"
   } >"$lua"
   "$wrk_bin" -t1 -c"$c" -d"${wrk_seconds}s" -s "$lua" "$url" >"$work/wrk.out" 2>&1 || true
   rate=$(awk '/^Requests\/sec:/ { print $2 }' "$work/wrk.out")
@@ -230,7 +244,10 @@ kill "$probe_pid"; wait "$probe_pid" 2>/dev/null || true
 probe_pid=""
 # Sort the recorded requests into the four kinds and write one body file of each: body1,
 # body100, bodybig and bodygz (the 10 KB body gzipped at level 1, like the connector's flate2
-# `fast`, since the receiver logs bodies decoded), plus the mean size of each on the wire.
+# `fast`, since the receiver logs bodies decoded), plus the mean size of each on the wire. Each
+# body file gets a .headers file with the headers the connector sent with it (all but host and
+# content-length, which every client sets itself): wrk and bare_reqwest send the same requests,
+# headers included, so the yardsticks do the same HTTP work and differ only in what surrounds it.
 python3 - "$work" <<'PY'
 import gzip, json, statistics, sys
 work = sys.argv[1]
@@ -244,16 +261,20 @@ for line in open(f"{work}/probe.log"):
         kind = "p100"
     else:
         kind = "pbig" if len(r["body"]) > 5000 else "p1"
-    kinds.setdefault(kind, []).append((int(h.get("content-length", len(r["body"]))), r["body"]))
+    kinds.setdefault(kind, []).append((int(h.get("content-length", len(r["body"]))), r["body"], r["headers"]))
 sizes = {}
 for kind, reqs in kinds.items():
     # The largest body: a batch run may also send a short batch.
-    wire, body = max(reqs, key=lambda r: r[0])
+    wire, body, headers = max(reqs, key=lambda r: r[0])
     body = body.encode()
-    sizes[kind] = {"requests": len(reqs), "wire_mean": statistics.mean(w for w, _ in reqs),
+    sizes[kind] = {"requests": len(reqs), "wire_mean": statistics.mean(r[0] for r in reqs),
                    "wire": wire}
     name = {"p1": "body1", "p100": "body100", "pbig": "bodybig", "pgz": "bodygz"}[kind]
     open(f"{work}/{name}", "wb").write(gzip.compress(body, 1) if kind == "pgz" else body)
+    with open(f"{work}/{name}.headers", "w") as f:
+        for key, value in headers:
+            if key not in ("host", "content-length"):
+                f.write(f"{key}: {value}\n")
 missing = {"p1", "p100", "pbig", "pgz"} - set(sizes)
 if missing:
     sys.exit(f"bench.sh: the probe run recorded no request of kind {sorted(missing)}")
@@ -264,6 +285,69 @@ start_receiver bench --log none --no-record
 receiver_pid=$started_pid
 url=$started_url
 log "receiver at $url; bodies: $(python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(', '.join(f'{k} {v[\"wire\"]:.0f} B' for k,v in s.items()))" "$work/sizes.json")"
+
+# --- instruction counts (--callgrind) ----------------------------------------------------------
+if [ "$callgrind" = 1 ]; then
+  command -v valgrind >/dev/null || apt_install valgrind
+  command -v valgrind >/dev/null || { echo "bench.sh: --callgrind needs valgrind" >&2; exit 1; }
+  gen "$work/r_small.jsonl" "$records" 0
+  head -n 1 "$work/r_small.jsonl" >"$work/r_one.jsonl"
+  write_cfg "$work/c16b1.cfg" "$url" 16 1
+  : >"$work/grind.tsv"
+  # grind NAME REQUESTS INPUT CMD...: CMD under callgrind, one count per thread appended to
+  # grind.tsv: name, requests, thread number, instructions, of which in SHA-256 compression.
+  grind() {
+    local name=$1 n=$2 input=$3 f total sha
+    shift 3
+    rm -f "$work"/cg.*
+    valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$work/cg.%p" "$@" \
+      <"$input" >/dev/null 2>"$work/cg.err" || { echo "bench.sh: $name failed under valgrind:" >&2; tail "$work/cg.err" >&2; exit 1; }
+    for f in "$work"/cg.*-*; do
+      total=$(awk '/^summary:/ { print $2; exit }' "$f")
+      # (awk reads to the end: stopping early would fail the pipe under pipefail)
+      sha=$(callgrind_annotate --inclusive=yes "$f" | awk '!found && /sha256::compress256 \[/ { gsub(",", "", $1); print $1; found = 1 }')
+      printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$n" "${f##*-}" "$total" "${sha:-0}" >>"$work/grind.tsv"
+    done
+  }
+  conn_cmd=("$bin" write --config "$work/c16b1.cfg" --catalog "$work/src.json" --destination_catalog "$work/dest.json")
+  mapfile -d '' headers < <(header_args "$work/body1")
+  bare_cmd=("$bare_bin" --url "$url" --concurrency 16 --body-file "$work/body1" "${headers[@]}")
+  log "callgrind: connector, $records records"
+  grind conn "$records" "$work/r_small.jsonl" "${conn_cmd[@]}"
+  grind conn 1 "$work/r_one.jsonl" "${conn_cmd[@]}"
+  log "callgrind: bare reqwest, $records requests"
+  grind bare "$records" /dev/null "${bare_cmd[@]}" --requests "$records"
+  grind bare 1 /dev/null "${bare_cmd[@]}" --requests 1
+  python3 - "$work/grind.tsv" "$records" <<'PY'
+import sys
+path, n = sys.argv[1], int(sys.argv[2])
+runs = {}
+for line in open(path):
+    name, reqs, thread, total, sha = line.split()
+    runs.setdefault((name, int(reqs)), {})[thread] = (int(total), int(sha))
+def per_record(name, thread, without_sha=False):
+    big, one = runs[(name, n)].get(thread, (0, 0)), runs[(name, 1)].get(thread, (0, 0))
+    pick = lambda t: t[0] - t[1] if without_sha else t[0]
+    return (pick(big) - pick(one)) / (n - 1)
+threads = sorted(runs[("conn", n)])
+names = {"01": "runtime thread (delivery loop, HTTP)", "02": "stdin-reader thread (parse, map, envelope, keys)"}
+print()
+print(f"instructions per record, valgrind --tool=callgrind, concurrency 16, batch 1, {n:,} records;")
+print("start-up subtracted (a run of 1 record); SHA-256 compression left out, since valgrind runs")
+print("it in software where the real run uses the CPU's SHA instructions:")
+conn = 0.0
+for t in threads:
+    x = per_record("conn", t, without_sha=True)
+    conn += x
+    sha = per_record("conn", t) - x
+    print(f"  connector {names.get(t, 'thread ' + t):<50} {x:>9,.0f}" + (f"   (+{sha:,.0f} software SHA-256)" if sha > 1 else ""))
+bare = sum(per_record("bare", t, without_sha=True) for t in runs[("bare", n)])
+print(f"  connector, all threads {'':<37} {conn:>9,.0f}")
+print(f"  bare reqwest loop {'':<42} {bare:>9,.0f}")
+print(f"  connector / bare: {conn / bare:.2f} in all; runtime thread alone: {per_record('conn', '01', True) / bare:.2f}")
+PY
+  exit 0
+fi
 
 # --- runs ----------------------------------------------------------------------------------
 all_before=$(ticks_all); ours_before=$(ticks_ours); started_at=$(date +%s.%N)
@@ -293,8 +377,8 @@ else
         write_cfg "$cfg" "$url" "$c" "$b" "${4:-}"
         run_connector "$case" "$rep" "$work/r_big.jsonl" "$big_n" "$work/dest_big.json" "$cfg"
         if [ "${4:-}" = gzip ]; then
-          run_bare "$case" "$rep" "$big_n" "$work/bodygz" "Content-Encoding: gzip"
-          run_wrk "$case" "$rep" "$work/bodygz" "Content-Encoding: gzip"
+          run_bare "$case" "$rep" "$big_n" "$work/bodygz"
+          run_wrk "$case" "$rep" "$work/bodygz"
         else
           run_bare "$case" "$rep" "$big_n" "$work/bodybig"
           run_wrk "$case" "$rep" "$work/bodybig"
