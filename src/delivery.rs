@@ -13,7 +13,6 @@ use crate::ack::{Ack, Acks};
 use crate::config::{Compression, Config, Method, OnClientError};
 use crate::dialect::Job;
 use crate::headers::{IDEMPOTENCY_KEY, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
-use crate::idempotency::Key;
 use crate::metrics::Metrics;
 use crate::ordering::Group;
 use crate::policy::{self, Class};
@@ -66,7 +65,7 @@ struct Outgoing {
     body: Bytes,
     /// The bytes the signature covers: the uncompressed body; empty for GET.
     signed: Bytes,
-    key: Key,
+    key: HeaderValue,
 }
 
 /// How one attempt ended.
@@ -181,14 +180,15 @@ impl Deliverer {
 
     /// The request for a group: one envelope (`batch_size` 1), or an array of them (even of one,
     /// when batching: a receiver expecting arrays gets arrays); GET carries its query.
-    fn request_parts(&self, jobs: &[Job]) -> (Bytes, Key) {
+    fn request_parts(&self, jobs: &[Job]) -> (Bytes, HeaderValue) {
         if let ([job], false) = (jobs, self.batched) {
-            return (job.body.clone(), job.idempotency_key);
+            return (job.body.clone(), job.idempotency_key.clone());
         }
         let body = crate::envelope::batch_body(jobs.iter().map(|j| &j.body[..]));
+        let key = crate::idempotency::batch(jobs.iter().map(|j| j.idempotency_key.as_bytes()));
         (
             Bytes::from(body),
-            crate::idempotency::batch(jobs.iter().map(|j| &j.idempotency_key)),
+            HeaderValue::from_str(key.as_str()).expect("idempotency keys are URL-safe base64"),
         )
     }
 
@@ -238,7 +238,7 @@ impl Deliverer {
         loop {
             self.wait_turn().await;
             let started = Instant::now();
-            let outcome = self.attempt(&outgoing).await;
+            let outcome = self.attempt(&outgoing, started).await;
             self.metrics.record_request(started.elapsed());
             let (reason, retry_after, pause) = match outcome {
                 Attempt::Answered { status, retry_after, location, excerpt } => match policy::classify(status) {
@@ -321,14 +321,14 @@ impl Deliverer {
         }
     }
 
-    async fn attempt(&self, outgoing: &Outgoing) -> Attempt {
+    /// One request, given up on `timeout` after `started` (the same clock reading the latency
+    /// metric starts from).
+    async fn attempt(&self, outgoing: &Outgoing, started: Instant) -> Attempt {
         let url = outgoing.url.as_ref().unwrap_or(&self.url);
         let mut request = self.client.request(self.method.clone(), url.clone());
-        let key_value = HeaderValue::from_str(outgoing.key.as_str())
-            .expect("idempotency keys are URL-safe base64");
         request = request
-            .header(IDEMPOTENCY_KEY, key_value.clone())
-            .header(WEBHOOK_ID, key_value);
+            .header(IDEMPOTENCY_KEY, outgoing.key.clone())
+            .header(WEBHOOK_ID, outgoing.key.clone());
         if let Some(signer) = &self.signer {
             let timestamp = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -336,7 +336,7 @@ impl Deliverer {
                 .unwrap_or(0);
             request = request.header(WEBHOOK_TIMESTAMP, timestamp).header(
                 WEBHOOK_SIGNATURE,
-                signer.sign(outgoing.key.as_str(), timestamp, &outgoing.signed),
+                signer.sign(key_text(&outgoing.key), timestamp, &outgoing.signed),
             );
         }
         if self.gzip {
@@ -365,7 +365,8 @@ impl Deliverer {
             }
             Ok::<_, reqwest::Error>((status, retry_after, location, kept))
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
+        let deadline = tokio::time::Instant::from_std(started + self.timeout);
+        match tokio::time::timeout_at(deadline, exchange).await {
             Err(_) => Attempt::Failed(format!(
                 "no complete answer within {}s",
                 self.timeout.as_secs_f64()
@@ -409,12 +410,17 @@ impl Deliverer {
             self.method,
             self.shown_headers,
             String::from_utf8_lossy(&outgoing.signed),
-            key = outgoing.key,
+            key = key_text(&outgoing.key),
         );
         self.logs
             .borrow_mut()
             .push(log(Level::Info, &self.scrubber.scrub(&message)));
     }
+}
+
+/// An idempotency key is URL-safe base64 behind `msg_`, so always visible ASCII.
+fn key_text(key: &HeaderValue) -> &str {
+    key.to_str().expect("idempotency keys are URL-safe base64")
 }
 
 fn gzip(body: &[u8]) -> Bytes {

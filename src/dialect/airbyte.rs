@@ -177,7 +177,7 @@ impl Airbyte {
                 seq: 0,
                 body,
                 order_key,
-                idempotency_key,
+                idempotency_key: self.wire.key_header(idempotency_key),
                 label,
             },
         )

@@ -11,6 +11,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use reqwest::header::HeaderValue;
 use serde_json::value::RawValue;
 
 use crate::config::Method;
@@ -59,7 +60,9 @@ pub struct Job {
     /// The envelope JSON, or for GET the query string.
     pub body: bytes::Bytes,
     pub order_key: Option<u64>,
-    pub idempotency_key: crate::idempotency::Key,
+    /// Ready to send as a header: made here, on the reader thread, in the arena, so sending it
+    /// costs the delivery thread neither a check nor an allocation.
+    pub idempotency_key: HeaderValue,
     pub label: RecordLabel,
 }
 
@@ -141,6 +144,12 @@ impl Wire {
         self.room(text.len());
         self.arena.extend_from_slice(text.as_bytes());
         self.arena.split().freeze()
+    }
+
+    /// The idempotency key as a header value.
+    pub fn key_header(&mut self, key: crate::idempotency::Key) -> HeaderValue {
+        HeaderValue::from_maybe_shared(self.keep(key.as_str()))
+            .expect("idempotency keys are URL-safe base64")
     }
 
     /// Makes room for `needed` bytes. A block too small is replaced, never grown: growing a

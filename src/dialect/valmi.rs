@@ -169,7 +169,7 @@ impl Valmi {
             seq: 0,
             body,
             order_key,
-            idempotency_key,
+            idempotency_key: self.wire.key_header(idempotency_key),
             label: meta.label,
         };
         Prepared::Send(meta, job)
