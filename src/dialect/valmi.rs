@@ -137,7 +137,7 @@ impl Valmi {
             }
         }
 
-        let mut payload = RawFields::default();
+        let mut payload = RawFields(Vec::with_capacity(self.mapping.len() + 1));
         payload.set("_valmi_meta", valmi_meta_raw);
         for entry in &self.mapping {
             if let Some(value) = fields.get(&entry.stream) {
