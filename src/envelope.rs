@@ -70,6 +70,13 @@ const NEEDS_ESCAPE: [bool; 256] = {
     table
 };
 
+/// A field name as the JSON string literal [`RawFields`] holds.
+pub fn json_name(name: &str) -> String {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    write_str(&mut out, name);
+    String::from_utf8(out).expect("JSON text is UTF-8")
+}
+
 /// A JSON string. `serde_json` escapes exactly the control characters, `"` and `\`; text
 /// without them is copied as it is.
 fn write_str(out: &mut impl BufMut, s: &str) {
@@ -83,12 +90,15 @@ fn write_str(out: &mut impl BufMut, s: &str) {
 }
 
 /// An object assembled from raw JSON values, in insertion order; values are copied as text, so
-/// numbers beyond f64 and any nesting pass through unchanged.
+/// numbers beyond f64 and any nesting pass through unchanged. Names are held as JSON string
+/// literals (quoted, escaped): they come from the catalog, so they are escaped once per run,
+/// not once per record.
 #[derive(Default)]
 pub struct RawFields<'a>(pub Vec<(&'a str, &'a RawValue)>);
 
 impl<'a> RawFields<'a> {
     /// A repeated name keeps its first position and takes the last value, like a dict.
+    /// `name` is a JSON string literal, see [`json_name`].
     pub fn set(&mut self, name: &'a str, value: &'a RawValue) {
         match self.0.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = value,
@@ -101,7 +111,7 @@ impl<'a> RawFields<'a> {
     pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
         let mut map = serde_json::Map::with_capacity(self.0.len());
         for (k, v) in &self.0 {
-            map.insert(k.to_string(), serde_json::from_str(v.get())?);
+            map.insert(serde_json::from_str(k)?, serde_json::from_str(v.get())?);
         }
         Ok(serde_json::Value::Object(map))
     }
@@ -114,7 +124,7 @@ impl Payload for RawFields<'_> {
             if i > 0 {
                 out.put_u8(b',');
             }
-            write_str(out, k);
+            out.put_slice(k.as_bytes());
             out.put_u8(b':');
             out.put_slice(v.get().as_bytes());
         }
@@ -162,9 +172,10 @@ mod tests {
             raw(r#"{"_valmi_row_num":7,"_valmi_sync_op":"upsert"}"#),
             raw(r#""Jason""#),
         );
+        let (meta_name, first_name) = (json_name("_valmi_meta"), json_name("my_first_name"));
         let mut payload = RawFields::default();
-        payload.set("_valmi_meta", &meta);
-        payload.set("my_first_name", &name);
+        payload.set(&meta_name, &meta);
+        payload.set(&first_name, &name);
         let env = Envelope {
             message_id: 6,
             sync_mode: "upsert",
@@ -191,10 +202,11 @@ mod tests {
     #[test]
     fn repeated_sink_keeps_first_position_last_value() {
         let (a, b, c) = (raw("1"), raw("2"), raw("3"));
+        let (x, y) = (json_name("x"), json_name("y"));
         let mut f = RawFields::default();
-        f.set("x", &a);
-        f.set("y", &b);
-        f.set("x", &c);
+        f.set(&x, &a);
+        f.set(&y, &b);
+        f.set(&x, &c);
         assert_eq!(text(&f), r#"{"x":3,"y":2}"#);
     }
 
@@ -204,11 +216,11 @@ mod tests {
         /// what `serde_json` writes for the same object.
         #[test]
         fn envelope_round_trips(fields in proptest::collection::vec((".*", proptest::num::i64::ANY), 0..8), id in proptest::num::u64::ANY, mode in ".*") {
-            let raws: Vec<(String, Box<RawValue>)> = fields.iter().map(|(k, v)| (k.clone(), raw(&v.to_string()))).collect();
+            let raws: Vec<(String, String, Box<RawValue>)> = fields.iter().map(|(k, v)| (k.clone(), json_name(k), raw(&v.to_string()))).collect();
             let mut payload = RawFields::default();
             let mut expected = serde_json::Map::new();
-            for (k, v) in &raws {
-                payload.set(k, v);
+            for (k, name, v) in &raws {
+                payload.set(name, v);
                 expected.insert(k.clone(), serde_json::from_str(v.get()).unwrap());
             }
             let text = envelope_text(&Envelope { message_id: id, sync_mode: &mode, stream: Some(&mode), payload });

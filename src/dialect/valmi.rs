@@ -8,14 +8,15 @@ use serde::Deserialize;
 
 use super::{hash_key, Job, Prepared, RecordLabel, RecordMeta, Wire};
 use crate::catalog::{mode_needs_order, MappingEntry, ValmiCatalog};
-use crate::envelope::{Envelope, RawFields};
+use crate::envelope::{json_name, Envelope, RawFields};
 use crate::idempotency;
 use crate::protocol::{InputRecord, Text};
 
 pub struct Valmi {
     wire: Wire,
     sync_mode: String,
-    mapping: Vec<MappingEntry>,
+    /// (source field, sink name as a JSON string literal), in mapping order.
+    mapping: Vec<(String, String)>,
     id_key: Option<String>,
     /// Without a key, a mode that changes rows sends one record at a time.
     serialize_all: bool,
@@ -58,7 +59,11 @@ impl Valmi {
             wire,
             serialize_all: catalog.id_key.is_none() && mode_needs_order(&catalog.sync_mode),
             sync_mode: catalog.sync_mode,
-            mapping: catalog.mapping,
+            mapping: catalog
+                .mapping
+                .into_iter()
+                .map(|MappingEntry { stream, sink }| (stream, json_name(&sink)))
+                .collect(),
             id_key: catalog.id_key,
             run_scope,
             resume_after_row,
@@ -138,10 +143,10 @@ impl Valmi {
         }
 
         let mut payload = RawFields(Vec::with_capacity(self.mapping.len() + 1));
-        payload.set("_valmi_meta", valmi_meta_raw);
-        for entry in &self.mapping {
-            if let Some(value) = fields.get(&entry.stream) {
-                payload.set(&entry.sink, value);
+        payload.set(r#""_valmi_meta""#, valmi_meta_raw);
+        for (source, sink) in &self.mapping {
+            if let Some(value) = fields.get(source) {
+                payload.set(sink, value);
             }
         }
         let envelope = Envelope {
