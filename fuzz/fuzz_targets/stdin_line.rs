@@ -1,17 +1,20 @@
 //! Any bytes as one stdin line: parsing, then both dialects' preparation (POST and GET), must
-//! never panic, and a record is either prepared or refused with a reason.
+//! never panic, and a record is either prepared or refused with a reason. A record's data is
+//! exactly one JSON value whose fields are what parsing that text again gives, whichever way
+//! (one pass or two) the line was read.
 #![no_main]
 
 use destination_webhook::catalog::{AirbyteStream, MappingEntry, ValmiCatalog};
 use destination_webhook::config::Method;
 use destination_webhook::dialect::{airbyte::Airbyte, valmi::Valmi, Dialect, Wire};
-use destination_webhook::protocol::{parse_line, Parsed};
+use destination_webhook::protocol::{parse_line, Parsed, RawObject};
+use serde_json::value::RawValue;
 use libfuzzer_sys::fuzz_target;
 
 fn dialects() -> Vec<Dialect> {
     let mut out = Vec::new();
     for method in [Method::Post, Method::Get] {
-        let wire = || Wire { method, url: "http://127.0.0.1:1/hook?x=1".into() };
+        let wire = || Wire::new(method, "http://127.0.0.1:1/hook?x=1".into());
         let catalog = ValmiCatalog {
             sync_mode: "mirror".into(),
             mapping: vec![MappingEntry { stream: "id".into(), sink: "id".into() }, MappingEntry { stream: "a".into(), sink: "b".into() }],
@@ -24,7 +27,15 @@ fn dialects() -> Vec<Dialect> {
     out
 }
 
+fn fields(object: &Option<RawObject>) -> Option<Vec<(String, String)>> {
+    object.as_ref().map(|o| o.0.iter().map(|(k, v)| (k.to_string(), v.get().to_string())).collect())
+}
+
 fuzz_target!(|line: &[u8]| {
+    if let Ok(Parsed::Record(record)) = parse_line(line) {
+        let raw: Box<RawValue> = serde_json::from_str(record.data.get()).expect("data is one JSON value");
+        assert_eq!(fields(&record.fields), fields(&RawObject::parse(&raw).ok()));
+    }
     for mut dialect in dialects() {
         match parse_line(line) {
             Ok(Parsed::Record(record)) => {
