@@ -25,8 +25,10 @@ struct Stream {
 pub struct Airbyte {
     wire: Wire,
     streams: Vec<Stream>,
-    /// (namespace, name) → stream id; ids past the catalog's are streams it does not list.
-    ids: HashMap<(Option<String>, String), u32>,
+    /// name → (namespace, stream id) of each stream seen with that name; ids past the
+    /// catalog's are streams it does not list. Keyed by name alone so a record's descriptor is
+    /// looked up without building an owned key.
+    ids: HashMap<String, Vec<(Option<String>, u32)>>,
     /// The id the next stream missing from the catalog gets.
     next_unknown: u32,
     /// Missing streams already warned about, and those whose warning is still to be taken.
@@ -49,10 +51,10 @@ impl Airbyte {
                 Some(ns) => format!("{ns}.{}", s.name),
                 None => s.name.clone(),
             };
-            this.ids.insert(
-                (s.namespace.clone(), s.name.clone()),
-                this.streams.len() as u32,
-            );
+            this.ids
+                .entry(s.name.clone())
+                .or_default()
+                .push((s.namespace.clone(), this.streams.len() as u32));
             this.streams.push(Stream {
                 label: Arc::from(label),
                 serialize_all: s.primary_key.is_empty() && mode_needs_order(&s.sync_mode),
@@ -66,15 +68,14 @@ impl Airbyte {
     /// The stream id for a descriptor; a record without a namespace also matches a catalog
     /// stream that has one only by name when that name is unique.
     fn id(&mut self, namespace: Option<&str>, name: &str) -> u32 {
-        let key = (namespace.map(str::to_string), name.to_string());
-        if let Some(id) = self.ids.get(&key) {
+        let same_name = self.ids.get(name).map(Vec::as_slice).unwrap_or_default();
+        if let Some((_, id)) = same_name.iter().find(|(ns, _)| ns.as_deref() == namespace) {
             return *id;
         }
         let by_name: Vec<u32> = match namespace {
-            None => self
-                .ids
+            None => same_name
                 .iter()
-                .filter(|((_, n), id)| n == name && (**id as usize) < self.streams.len())
+                .filter(|(_, id)| (*id as usize) < self.streams.len())
                 .map(|(_, id)| *id)
                 .collect(),
             Some(_) => Vec::new(),
@@ -86,7 +87,10 @@ impl Airbyte {
                 self.next_unknown - 1
             }
         };
-        self.ids.insert(key, id);
+        self.ids
+            .entry(name.to_string())
+            .or_default()
+            .push((namespace.map(str::to_string), id));
         id
     }
 
