@@ -86,6 +86,7 @@ impl Sink {
         // fresh timer per turn is a timer-wheel registration per finished request.
         let deadline = tokio::time::sleep(Duration::from_secs(86_400 * 365));
         tokio::pin!(deadline);
+        // Due when the stdout buffer may wait no longer: FLUSH_EVERY after the last flush.
         let flush_timer = tokio::time::sleep(FLUSH_EVERY);
         tokio::pin!(flush_timer);
         let mut sigterm = signal(SignalKind::terminate()).expect("install SIGTERM handler");
@@ -94,7 +95,6 @@ impl Sink {
         let live = LiveLine::for_stderr();
         let mut live_ticker = tokio::time::interval(LIVE_INTERVAL);
         let window_cap = self.window_cap();
-        let mut last_flush = Instant::now();
         let deliverer = &self.deliverer;
 
         loop {
@@ -119,12 +119,13 @@ impl Sink {
             for message in messages.drain(..) {
                 out.emit(&message)?;
             }
-            if out.is_dirty() && (in_flight.is_empty() || last_flush.elapsed() >= FLUSH_EVERY) {
+            if out.is_dirty()
+                && (in_flight.is_empty() || flush_timer.deadline() <= tokio::time::Instant::now())
+            {
                 out.flush()?;
-                last_flush = Instant::now();
                 flush_timer
                     .as_mut()
-                    .reset((last_flush + FLUSH_EVERY).into());
+                    .reset(tokio::time::Instant::now() + FLUSH_EVERY);
             }
 
             if stop.is_none() && !input_open && window.is_empty() {
@@ -184,8 +185,7 @@ impl Sink {
                 }
                 _ = &mut flush_timer, if out.is_dirty() => {
                     out.flush()?;
-                    last_flush = Instant::now();
-                    flush_timer.as_mut().reset((last_flush + FLUSH_EVERY).into());
+                    flush_timer.as_mut().reset(tokio::time::Instant::now() + FLUSH_EVERY);
                 }
                 _ = &mut deadline, if stop.is_some() => break,
             }
