@@ -3,24 +3,24 @@
 
 use base64::Engine;
 use reqwest::header::{
-    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT,
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT,
 };
 
 use crate::config::{Auth, Config, Method};
 
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-pub const WEBHOOK_ID: &str = "webhook-id";
-pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
-pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+pub const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+pub const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+pub const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
 
 /// Headers the connector owns: a configured header may not replace them, or a receiver could be
 /// told a forged identity or signature.
-const RESERVED: [&str; 5] = [
+const RESERVED: [HeaderName; 5] = [
     IDEMPOTENCY_KEY,
     WEBHOOK_ID,
     WEBHOOK_TIMESTAMP,
     WEBHOOK_SIGNATURE,
-    "content-encoding",
+    CONTENT_ENCODING,
 ];
 
 pub fn user_agent() -> String {
@@ -63,7 +63,7 @@ pub fn static_headers(config: &Config) -> Result<HeaderMap, HeaderError> {
                 index,
                 name: name.to_string(),
             })?;
-        if RESERVED.contains(&header_name.as_str()) {
+        if RESERVED.contains(&header_name) {
             return Err(HeaderError::Reserved {
                 index,
                 name: name.to_string(),
@@ -152,7 +152,7 @@ fn auth_header(auth: &Auth) -> Result<Option<(HeaderName, HeaderValue)>, HeaderE
                     "header_name '{header_name}' is not a valid HTTP header name"
                 ))
             })?;
-            if RESERVED.contains(&name.as_str()) {
+            if RESERVED.contains(&name) {
                 return Err(HeaderError::Auth(format!(
                     "header_name '{header_name}' is set by the connector itself"
                 )));
