@@ -69,7 +69,7 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-fn main() -> ExitCode {
+pub fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
         Err(e) => {

@@ -4,7 +4,8 @@
 # same request bodies and concurrency:
 #   - wrk (an independent C load generator): the ceiling of this receiver on this machine;
 #   - examples/bare_reqwest.rs: a bare reqwest loop on a current-thread runtime, i.e. the cost
-#     of the HTTP client alone, with nothing of the connector around it.
+#     of the HTTP client alone, with nothing of the connector around it; and the same loop with
+#     mimalloc as its allocator, as the connector has (examples/bare_reqwest_mimalloc.rs).
 #
 # usage: scripts/bench.sh [--records N] [--repeat K] [--wrk-seconds S] [--memory | --callgrind]
 #   N (default 100000, or the N environment variable): records per row (the 10 KB rows use N/10).
@@ -84,6 +85,7 @@ target_dir=${CARGO_TARGET_DIR:-target}
 bin=$target_dir/release/destination-webhook
 receiver_bin=$target_dir/release/webhook-receiver
 bare_bin=$target_dir/release/examples/bare_reqwest
+bare_mi_bin=$target_dir/release/examples/bare_reqwest_mimalloc
 
 # --- scratch dir, receivers ----------------------------------------------------------------
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench.XXXXXX")
@@ -193,16 +195,17 @@ header_args() { # body
   while IFS= read -r line; do printf '%s\0%s\0' --header "$line"; done <"$1.headers"
 }
 
-run_bare() { # case rep requests body; appends: case rep bare req/s cpu_s requests
-  local rate headers=()
+run_bare() { # case rep requests body kind(bare|bare_mi); appends: case rep kind req/s cpu_s requests
+  local rate headers=() program=$bare_bin
+  [ "$5" = bare_mi ] && program=$bare_mi_bin
   mapfile -d '' headers < <(header_args "$4")
   rate=$(/usr/bin/time -f '%e %U %S %M' -o "$work/bare.time" \
-    "$bare_bin" --url "$url" --concurrency "$(conc_of "$1")" --requests "$3" --body-file "$4" \
+    "$program" --url "$url" --concurrency "$(conc_of "$1")" --requests "$3" --body-file "$4" \
     "${headers[@]}" 2>"$work/bare.err" | tail -n 1) || true
   case "$rate" in
-    ''|*[!0-9.]*) echo "bench.sh: bare_reqwest failed on case '$1':" >&2; cat "$work/bare.err" >&2; exit 1 ;;
+    ''|*[!0-9.]*) echo "bench.sh: $(basename "$program") failed on case '$1':" >&2; cat "$work/bare.err" >&2; exit 1 ;;
   esac
-  printf '%s\t%s\tbare\t%s\t%s\t%s\n' "$1" "$2" "$rate" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$5" "$rate" \
     "$(awk '{ print $2 + $3 }' "$work/bare.time")" "$3" >>"$results"
 }
 
@@ -311,13 +314,16 @@ if [ "$callgrind" = 1 ]; then
   }
   conn_cmd=("$bin" write --config "$work/c16b1.cfg" --catalog "$work/src.json" --destination_catalog "$work/dest.json")
   mapfile -d '' headers < <(header_args "$work/body1")
-  bare_cmd=("$bare_bin" --url "$url" --concurrency 16 --body-file "$work/body1" "${headers[@]}")
+  bare_args=(--url "$url" --concurrency 16 --body-file "$work/body1" "${headers[@]}")
   log "callgrind: connector, $records records"
   grind conn "$records" "$work/r_small.jsonl" "${conn_cmd[@]}"
   grind conn 1 "$work/r_one.jsonl" "${conn_cmd[@]}"
   log "callgrind: bare reqwest, $records requests"
-  grind bare "$records" /dev/null "${bare_cmd[@]}" --requests "$records"
-  grind bare 1 /dev/null "${bare_cmd[@]}" --requests 1
+  grind bare "$records" /dev/null "$bare_bin" "${bare_args[@]}" --requests "$records"
+  grind bare 1 /dev/null "$bare_bin" "${bare_args[@]}" --requests 1
+  log "callgrind: bare reqwest with mimalloc, $records requests"
+  grind bare_mi "$records" /dev/null "$bare_mi_bin" "${bare_args[@]}" --requests "$records"
+  grind bare_mi 1 /dev/null "$bare_mi_bin" "${bare_args[@]}" --requests 1
   python3 - "$work/grind.tsv" "$records" <<'PY'
 import sys
 path, n = sys.argv[1], int(sys.argv[2])
@@ -342,9 +348,12 @@ for t in threads:
     sha = per_record("conn", t) - x
     print(f"  connector {names.get(t, 'thread ' + t):<50} {x:>9,.0f}" + (f"   (+{sha:,.0f} software SHA-256)" if sha > 1 else ""))
 bare = sum(per_record("bare", t, without_sha=True) for t in runs[("bare", n)])
+bare_mi = sum(per_record("bare_mi", t, without_sha=True) for t in runs[("bare_mi", n)])
 print(f"  connector, all threads {'':<37} {conn:>9,.0f}")
 print(f"  bare reqwest loop {'':<42} {bare:>9,.0f}")
+print(f"  bare reqwest loop with mimalloc {'':<28} {bare_mi:>9,.0f}")
 print(f"  connector / bare: {conn / bare:.2f} in all; runtime thread alone: {per_record('conn', '01', True) / bare:.2f}")
+print(f"  connector / bare with mimalloc: {conn / bare_mi:.2f} in all; runtime thread alone: {per_record('conn', '01', True) / bare_mi:.2f}")
 PY
   exit 0
 fi
@@ -377,16 +386,19 @@ else
         write_cfg "$cfg" "$url" "$c" "$b" "${4:-}"
         run_connector "$case" "$rep" "$work/r_big.jsonl" "$big_n" "$work/dest_big.json" "$cfg"
         if [ "${4:-}" = gzip ]; then
-          run_bare "$case" "$rep" "$big_n" "$work/bodygz"
+          run_bare "$case" "$rep" "$big_n" "$work/bodygz" bare
+          run_bare "$case" "$rep" "$big_n" "$work/bodygz" bare_mi
           run_wrk "$case" "$rep" "$work/bodygz"
         else
-          run_bare "$case" "$rep" "$big_n" "$work/bodybig"
+          run_bare "$case" "$rep" "$big_n" "$work/bodybig" bare
+          run_bare "$case" "$rep" "$big_n" "$work/bodybig" bare_mi
           run_wrk "$case" "$rep" "$work/bodybig"
         fi
       else
         write_cfg "$cfg" "$url" "$c" "$b"
         run_connector "$case" "$rep" "$work/r_small.jsonl" "$records" "$work/dest.json" "$cfg"
-        run_bare "$case" "$rep" $(((records + b - 1) / b)) "$work/body$b"
+        run_bare "$case" "$rep" $(((records + b - 1) / b)) "$work/body$b" bare
+        run_bare "$case" "$rep" $(((records + b - 1) / b)) "$work/body$b" bare_mi
         run_wrk "$case" "$rep" "$work/body$b"
       fi
     done
@@ -410,7 +422,7 @@ sizes = json.load(open(sizes_path))
 ORIGINAL = 600.0  # records/s of the original Python connector
 MIB = 1024.0
 
-conn, bare, bare_cpu, wrk, order = {}, {}, {}, {}, []
+conn, bare, bare_mi, bare_cpu, wrk, order = {}, {}, {}, {}, {}, []
 for line in open(path):
     f = line.rstrip("\n").split("\t")
     case, kind = f[0], f[2]
@@ -424,6 +436,8 @@ for line in open(path):
     elif kind == "bare":
         bare.setdefault(case, []).append(float(f[3]))
         bare_cpu.setdefault(case, []).append(float(f[4]) / float(f[5]))  # CPU s per request
+    elif kind == "bare_mi":
+        bare_mi.setdefault(case, []).append(float(f[3]))
     elif kind == "wrk":
         wrk.setdefault(case, []).append(float(f[3]))
 
@@ -436,6 +450,7 @@ for case in order:
     s = {k: med(runs, k) for k in runs[0]}
     s["wrk"] = statistics.median(wrk[case]) if case in wrk else None
     s["bare"] = statistics.median(bare[case]) if case in bare else None
+    s["bare_mi"] = statistics.median(bare_mi[case]) if case in bare_mi else None
     # bare CPU per 100k records, for the same number of requests as the connector made
     s["bare_cpu100k"] = (statistics.median(bare_cpu[case]) * s["qps"] / s["rps"] * 100000
                          if case in bare_cpu else None)
@@ -474,16 +489,19 @@ print(f"machine: {ncpu} CPUs; {busy}% busy in the second before the runs; other 
       + (" -- figures are low and noisy, run again on a quiet machine" if noisy else ""))
 print()
 if not memory:
-    y = [["case", "wrk req/s", "bare req/s", "bare CPU s/100k", "connector CPU s/100k",
+    y = [["case", "wrk req/s", "bare req/s", "bare mimalloc req/s", "vs bare mimalloc",
+          "bare CPU s/100k", "connector CPU s/100k",
           "receiver CPU s/100k", "connector wall s", "records/s min-max"]]
     for case in order:
         s = summary[case]
         rps = [r["rps"] for r in conn[case]]
-        y.append([case, fnum(s["wrk"]), fnum(s["bare"]), fnum(s["bare_cpu100k"], 2),
+        y.append([case, fnum(s["wrk"]), fnum(s["bare"]), fnum(s["bare_mi"]),
+                  fnum(ratio(s["qps"], s["bare_mi"]), 2), fnum(s["bare_cpu100k"], 2),
                   fnum(s["cpu100k"], 2), fnum(s["rcpu"] * 100000 / s["recs"], 2),
                   fnum(s["wall"], 2), f"{min(rps):,.0f}-{max(rps):,.0f}"])
     print(f"yardsticks (same receiver, bodies and concurrency; wrk -t1 -d{wrk_s}s; "
-          f"bare = examples/bare_reqwest.rs; receiver CPU measured during the connector's run):")
+          f"bare = examples/bare_reqwest.rs, with the system allocator; bare mimalloc = the same loop "
+          f"with the connector's allocator; receiver CPU measured during the connector's run):")
     show(y, [max(len(r[i]) for r in y) for i in range(len(y[0]))])
     print()
     p1, p100, pbig, pgz = (sizes.get(k, {}) for k in ("p1", "p100", "pbig", "pgz"))
@@ -519,6 +537,9 @@ else:
             target(r >= 0.45, f"c16 b1 >= 0.45 x wrk ceiling: {c16['qps']:,.0f} / {c16['wrk']:,.0f} req/s = {r:.2f}")
         r = ratio(c16["qps"], c16["bare"])
         target(r >= 0.9, f"c16 b1 >= 0.9 x bare reqwest: {c16['qps']:,.0f} / {c16['bare']:,.0f} req/s = {r:.2f}")
+        r = ratio(c16["qps"], c16["bare_mi"])
+        if r is not None:
+            print(f"info  c16 b1 vs the bare loop with mimalloc too: {c16['qps']:,.0f} / {c16['bare_mi']:,.0f} req/s = {r:.2f}")
         target(c16["rps"] >= 50 * ORIGINAL, f"c16 b1 >= 50 x 600 = 30,000 records/s: {c16['rps']:,.0f} ({c16['rps'] / ORIGINAL:.0f}x)")
     c1 = summary.get("c1 b1")
     if c1:
