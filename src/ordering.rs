@@ -2,6 +2,7 @@
 //! order (mirror mode's `delete` must land before the `upsert` of the same row); records without
 //! a key go whenever there is room.
 
+use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
@@ -31,25 +32,23 @@ impl<T> Default for Scheduler<T> {
 
 impl<T> Scheduler<T> {
     pub fn admit(&mut self, key: Option<u64>, item: T) {
-        match key {
+        match key.map(|key| self.waiting.entry(key)) {
+            Some(Entry::Occupied(mut queue)) => queue.get_mut().push_back(item),
+            Some(Entry::Vacant(slot)) => {
+                slot.insert(VecDeque::new());
+                self.ready.push_back(item);
+            }
             None => self.ready.push_back(item),
-            Some(key) => match self.waiting.get_mut(&key) {
-                Some(queue) => queue.push_back(item),
-                None => {
-                    self.waiting.insert(key, VecDeque::new());
-                    self.ready.push_back(item);
-                }
-            },
         }
     }
 
     /// The record holding `key` is settled: the next one of that key becomes ready.
     pub fn release(&mut self, key: u64) {
-        if let Some(queue) = self.waiting.get_mut(&key) {
-            match queue.pop_front() {
+        if let Entry::Occupied(mut queue) = self.waiting.entry(key) {
+            match queue.get_mut().pop_front() {
                 Some(next) => self.ready.push_back(next),
                 None => {
-                    self.waiting.remove(&key);
+                    queue.remove();
                 }
             }
         }
