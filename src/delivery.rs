@@ -99,7 +99,14 @@ impl Deliverer {
         let headers = crate::headers::static_headers(config).map_err(|e| e.to_string())?;
         let shown_headers = crate::headers::shown(&headers);
         let concurrency = config.concurrency as usize;
-        let client = reqwest::Client::builder()
+        // Credentials in the URL become the auth header (headers.rs); left in the URL, the
+        // client would send them as a second, competing Authorization header.
+        let url = reqwest::Url::parse(&config.display_url()).map_err(|e| format!("url: {e}"))?;
+        let mut client = reqwest::Client::builder();
+        if !proxied(&url) {
+            client = client.no_proxy();
+        }
+        let client = client
             .use_preconfigured_tls((*tls).clone())
             .redirect(reqwest::redirect::Policy::none())
             .default_headers(headers)
@@ -109,9 +116,6 @@ impl Deliverer {
             .http1_only()
             .build()
             .map_err(|e| format!("could not build the HTTP client: {}", e.without_url()))?;
-        // Credentials in the URL become the auth header (headers.rs); left in the URL, the
-        // client would send them as a second, competing Authorization header.
-        let url = reqwest::Url::parse(&config.display_url()).map_err(|e| format!("url: {e}"))?;
         let limiter = config
             .rate_limit_per_second
             .filter(|r| *r > 0.0)
@@ -433,6 +437,19 @@ impl Deliverer {
 }
 
 /// An idempotency key is URL-safe base64 behind `msg_`, so always visible ASCII.
+/// Whether the environment's proxy settings (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`,
+/// read by the matcher reqwest itself uses) send requests for `url` through a proxy. The
+/// endpoint's scheme and host are the same for every request of a run, so when they do not, the
+/// client is built without proxy support: the same requests, without matching each one against
+/// the environment's proxies twice (a per-request cost of the default client).
+fn proxied(url: &reqwest::Url) -> bool {
+    url.as_str().parse::<http::Uri>().map_or(true, |uri| {
+        hyper_util::client::proxy::matcher::Matcher::from_system()
+            .intercept(&uri)
+            .is_some()
+    })
+}
+
 fn key_text(key: &HeaderValue) -> &str {
     key.to_str().expect("idempotency keys are URL-safe base64")
 }

@@ -133,7 +133,17 @@ pub fn run(args: &[&str], stdin: &[u8]) -> Run {
 /// [`run`], with each stdout line read into `messages` by `parse` (which checks what it needs).
 pub fn run_parsing(args: &[&str], stdin: &[u8], parse: fn(&str) -> Value) -> Run {
     let started = Instant::now();
-    let mut child = spawn(args);
+    run_with(started, spawn(args), stdin, parse)
+}
+
+/// [`run`] with these environment variables set (`Some`) or removed (`None`).
+pub fn run_env(args: &[&str], stdin: &[u8], env: &[(&str, Option<&str>)]) -> Run {
+    let started = Instant::now();
+    run_with(started, spawn_env(args, env), stdin, protocol_message)
+}
+
+/// Feeds `stdin` to a started child and waits for it; `started` is when it was started.
+fn run_with(started: Instant, mut child: Child, stdin: &[u8], parse: fn(&str) -> Value) -> Run {
     let mut input = child.stdin.take().unwrap();
     let data = stdin.to_vec();
     let writer = std::thread::spawn(move || {
@@ -145,7 +155,19 @@ pub fn run_parsing(args: &[&str], stdin: &[u8], parse: fn(&str) -> Value) -> Run
 }
 
 pub fn spawn(args: &[&str]) -> Child {
-    Command::new(BIN)
+    spawn_env(args, &[])
+}
+
+/// [`spawn`] with these environment variables set (`Some`) or removed (`None`).
+pub fn spawn_env(args: &[&str], env: &[(&str, Option<&str>)]) -> Child {
+    let mut command = Command::new(BIN);
+    for (name, value) in env {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
