@@ -195,18 +195,22 @@ header_args() { # body
   while IFS= read -r line; do printf '%s\0%s\0' --header "$line"; done <"$1.headers"
 }
 
-run_bare() { # case rep requests body kind(bare|bare_mi); appends: case rep kind req/s cpu_s requests
-  local rate headers=() program=$bare_bin
-  [ "$5" = bare_mi ] && program=$bare_mi_bin
+# Both bare loops, the plain one and the one with mimalloc.
+run_bare() { # case rep requests body; appends per loop: case rep bare|bare_mi req/s cpu_s requests
+  local rate headers=() kind program
   mapfile -d '' headers < <(header_args "$4")
-  rate=$(/usr/bin/time -f '%e %U %S %M' -o "$work/bare.time" \
-    "$program" --url "$url" --concurrency "$(conc_of "$1")" --requests "$3" --body-file "$4" \
-    "${headers[@]}" 2>"$work/bare.err" | tail -n 1) || true
-  case "$rate" in
-    ''|*[!0-9.]*) echo "bench.sh: $(basename "$program") failed on case '$1':" >&2; cat "$work/bare.err" >&2; exit 1 ;;
-  esac
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$5" "$rate" \
-    "$(awk '{ print $2 + $3 }' "$work/bare.time")" "$3" >>"$results"
+  for kind in bare bare_mi; do
+    program=$bare_bin
+    [ "$kind" = bare_mi ] && program=$bare_mi_bin
+    rate=$(/usr/bin/time -f '%e %U %S %M' -o "$work/bare.time" \
+      "$program" --url "$url" --concurrency "$(conc_of "$1")" --requests "$3" --body-file "$4" \
+      "${headers[@]}" 2>"$work/bare.err" | tail -n 1) || true
+    case "$rate" in
+      ''|*[!0-9.]*) echo "bench.sh: $(basename "$program") failed on case '$1':" >&2; cat "$work/bare.err" >&2; exit 1 ;;
+    esac
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$kind" "$rate" \
+      "$(awk '{ print $2 + $3 }' "$work/bare.time")" "$3" >>"$results"
+  done
 }
 
 run_wrk() { # case rep body
@@ -386,19 +390,16 @@ else
         write_cfg "$cfg" "$url" "$c" "$b" "${4:-}"
         run_connector "$case" "$rep" "$work/r_big.jsonl" "$big_n" "$work/dest_big.json" "$cfg"
         if [ "${4:-}" = gzip ]; then
-          run_bare "$case" "$rep" "$big_n" "$work/bodygz" bare
-          run_bare "$case" "$rep" "$big_n" "$work/bodygz" bare_mi
+          run_bare "$case" "$rep" "$big_n" "$work/bodygz"
           run_wrk "$case" "$rep" "$work/bodygz"
         else
-          run_bare "$case" "$rep" "$big_n" "$work/bodybig" bare
-          run_bare "$case" "$rep" "$big_n" "$work/bodybig" bare_mi
+          run_bare "$case" "$rep" "$big_n" "$work/bodybig"
           run_wrk "$case" "$rep" "$work/bodybig"
         fi
       else
         write_cfg "$cfg" "$url" "$c" "$b"
         run_connector "$case" "$rep" "$work/r_small.jsonl" "$records" "$work/dest.json" "$cfg"
-        run_bare "$case" "$rep" $(((records + b - 1) / b)) "$work/body$b" bare
-        run_bare "$case" "$rep" $(((records + b - 1) / b)) "$work/body$b" bare_mi
+        run_bare "$case" "$rep" $(((records + b - 1) / b)) "$work/body$b"
         run_wrk "$case" "$rep" "$work/body$b"
       fi
     done

@@ -436,7 +436,6 @@ impl Deliverer {
     }
 }
 
-/// An idempotency key is URL-safe base64 behind `msg_`, so always visible ASCII.
 /// Whether the environment's proxy settings (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`,
 /// read by the matcher reqwest itself uses) send requests for `url` through a proxy. The
 /// endpoint's scheme and host are the same for every request of a run, so when they do not, the
@@ -450,6 +449,7 @@ fn proxied(url: &reqwest::Url) -> bool {
     })
 }
 
+/// An idempotency key is URL-safe base64 behind `msg_`, so always visible ASCII.
 fn key_text(key: &HeaderValue) -> &str {
     key.to_str().expect("idempotency keys are URL-safe base64")
 }
