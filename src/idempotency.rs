@@ -71,9 +71,7 @@ pub fn airbyte(stream: &str, primary_key: Option<&str>, data: &[u8]) -> Key {
 
 /// A batch is identified by its records, in order.
 pub fn batch<'a>(member_keys: impl Iterator<Item = &'a [u8]>) -> Key {
-    let joined: Vec<&[u8]> = member_keys.collect();
-    let mut parts: Vec<&[u8]> = vec![b"batch"];
-    parts.extend(joined);
+    let parts: Vec<&[u8]> = std::iter::once(&b"batch"[..]).chain(member_keys).collect();
     key_from(&parts)
 }
 
