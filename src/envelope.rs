@@ -40,8 +40,8 @@ impl<P: Payload + ?Sized> Payload for &P {
     }
 }
 
-impl<P: Payload> Envelope<'_, P> {
-    pub fn write_json(&self, out: &mut impl BufMut) {
+impl<P: Payload> Payload for Envelope<'_, P> {
+    fn write_json(&self, out: &mut impl BufMut) {
         out.put_slice(b"{\"_message_id\":");
         out.put_slice(itoa::Buffer::new().format(self.message_id).as_bytes());
         out.put_slice(b",\"_sync_mode\":");
@@ -160,12 +160,6 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
-    fn envelope_text<P: Payload>(envelope: &Envelope<'_, P>) -> String {
-        let mut out = Vec::new();
-        envelope.write_json(&mut out);
-        String::from_utf8(out).unwrap()
-    }
-
     #[test]
     fn key_order_is_the_wire_format() {
         let (meta, name) = (
@@ -183,7 +177,7 @@ mod tests {
             payload,
         };
         assert_eq!(
-            envelope_text(&env),
+            text(&env),
             r#"{"_message_id":6,"_sync_mode":"upsert","_type":"object","payload":{"_valmi_meta":{"_valmi_row_num":7,"_valmi_sync_op":"upsert"},"my_first_name":"Jason"}}"#
         );
         let data = raw(r#"{"b":1,"a":123456789012345678901234567890}"#);
@@ -194,7 +188,7 @@ mod tests {
             payload: &*data,
         };
         assert_eq!(
-            envelope_text(&env),
+            text(&env),
             r#"{"_message_id":1,"_sync_mode":"append","_type":"object","_stream":"ns.s","payload":{"b":1,"a":123456789012345678901234567890}}"#
         );
     }
@@ -223,14 +217,14 @@ mod tests {
                 payload.set(name, v);
                 expected.insert(k.clone(), serde_json::from_str(v.get()).unwrap());
             }
-            let text = envelope_text(&Envelope { message_id: id, sync_mode: &mode, stream: Some(&mode), payload });
-            let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let json = text(&Envelope { message_id: id, sync_mode: &mode, stream: Some(&mode), payload });
+            let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
             let keys: Vec<&String> = parsed.as_object().unwrap().keys().collect();
             proptest::prop_assert_eq!(keys, ["_message_id", "_sync_mode", "_type", "_stream", "payload"]);
             proptest::prop_assert_eq!(&parsed["_message_id"], &serde_json::json!(id));
             proptest::prop_assert_eq!(&parsed["_sync_mode"], &serde_json::json!(mode));
             proptest::prop_assert_eq!(parsed["payload"].as_object().unwrap(), &expected);
-            proptest::prop_assert_eq!(text, serde_json::to_string(&parsed).unwrap());
+            proptest::prop_assert_eq!(json, serde_json::to_string(&parsed).unwrap());
         }
     }
 
