@@ -54,6 +54,11 @@ impl<T> Scheduler<T> {
         }
     }
 
+    /// Records that could go out now (not waiting behind their key).
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
     /// Up to `max` ready records; fewer only when `partial_ok` (nothing else will fill the batch
     /// soon), none when nothing is ready.
     pub fn take(&mut self, max: usize, partial_ok: bool) -> Option<Group<T>> {

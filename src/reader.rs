@@ -15,10 +15,12 @@ use crate::protocol::{parse_line, Parsed};
 pub const MAX_LINE_BYTES: usize = 32 * 1024 * 1024;
 /// Lines longer than this get a buffer sized for the longest allowed line, released after.
 const LONG_LINE: usize = 1024 * 1024;
-/// Events per hand-over at most: each hand-over can wake the other thread (a futex or eventfd
-/// syscall on both sides), so a fast input is passed on in large chunks. A trickling input is
-/// passed on line by line anyway, since a chunk also goes whenever stdin has nothing more yet.
-const CHUNK: usize = 1024;
+/// Events per hand-over at most. Small, so that a record reaches the delivery thread while the
+/// cache still holds it, which on a fast endpoint is worth more than the hand-overs it adds (a
+/// possible wake-up of the other thread per 64 records; BENCHMARKS.md, round 4). A trickling
+/// input is passed on line by line anyway, since a chunk also goes whenever stdin has nothing
+/// more yet.
+const CHUNK: usize = 64;
 /// Input bytes per hand-over at most, so the channel's read-ahead stays small even when records
 /// are large.
 const CHUNK_BYTES: usize = 1024 * 1024;
