@@ -294,6 +294,40 @@ fn same_key_records_are_never_in_flight_together() {
 }
 
 #[test]
+fn records_go_on_past_a_slow_request() {
+    // The loop takes little input ahead of what it sends, but the window's room is still there
+    // for the records after a slow one: all of them go out while row 1 is held.
+    let receiver = receiver_with_rule(Rule::when_body_contains(
+        row_needle(1),
+        Reply::status(200).with_delay_ms(3_000),
+    ));
+    let input = valmi_records(1..=500);
+    let run = write_valmi_to(
+        &receiver,
+        json!({"concurrency": 8, "timeout_seconds": 30}),
+        input.as_bytes(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 500);
+    let held = requests
+        .iter()
+        .find(|r| request_row(r) == 1)
+        .expect("row 1 was sent");
+    let waited: Vec<u64> = requests
+        .iter()
+        .filter(|r| r.received_at_ms >= held.answered_at_ms)
+        .map(request_row)
+        .collect();
+    assert!(
+        waited.is_empty(),
+        "{} rows waited for row 1's answer, e.g. {:?}",
+        waited.len(),
+        &waited[..waited.len().min(5)]
+    );
+}
+
+#[test]
 fn mirror_without_id_key_sends_one_record_at_a_time() {
     let receiver = receiver_answering(Reply::status(200).with_delay_ms(60));
     let mut catalog = fixture_json(VALMI_SOURCE_CATALOG);
