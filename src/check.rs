@@ -18,7 +18,7 @@ const AFTER_HANDSHAKE: Duration = Duration::from_millis(300);
 
 /// Runs every probe within the config's timeout; `Ok` carries the success message.
 pub async fn check(config: &Config) -> Result<String, String> {
-    let url = url::Url::parse(&config.url).map_err(|e| format!("url: not a valid URL ({e})"))?;
+    let url = config.url.url();
     let host = url.host_str().ok_or("url: has no host")?.to_string();
     let port = url.port_or_known_default().ok_or("url: has no port")?;
     let budget = config.timeout();

@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::endpoint::{basic_credential, Endpoint};
 use crate::redact::Redacted;
 
 /// Destination Webhook
@@ -23,8 +24,12 @@ pub struct Config {
     ///
     /// The endpoint (http:// or https://). Its own query string is kept; GET parameters are
     /// appended to it.
-    #[schemars(regex(pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s]+$"), extend("order" = 0))]
-    pub url: String,
+    #[schemars(
+        with = "String",
+        regex(pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s]+$"),
+        extend("order" = 0)
+    )]
+    pub url: Endpoint,
 
     /// HTTP method
     ///
@@ -306,7 +311,7 @@ impl Config {
             Auth::Bearer { token } => out.push(token.clone()),
             Auth::Basic { username, password } => {
                 out.push(password.clone());
-                out.push(crate::headers::basic_credential(username, password));
+                out.push(basic_credential(username, password));
             }
             Auth::ApiKey { api_key, .. } => out.push(api_key.clone()),
         }
@@ -321,26 +326,9 @@ impl Config {
         if let Some(key) = self.tls.as_ref().and_then(|t| t.client_key.clone()) {
             out.push(key);
         }
-        if let Ok(url) = url::Url::parse(&self.url) {
-            if let Some(p) = url.password() {
-                let decoded = percent_encoding::percent_decode_str(p)
-                    .decode_utf8_lossy()
-                    .into_owned();
-                let user = percent_encoding::percent_decode_str(url.username())
-                    .decode_utf8_lossy()
-                    .into_owned();
-                out.push(crate::headers::basic_credential(&user, &decoded));
-                out.push(decoded);
-                out.push(p.to_string());
-            }
-        }
+        out.extend(self.url.secrets());
         out.retain(|s| s.len() >= 3);
         out
-    }
-
-    /// The endpoint as it may be printed: userinfo removed.
-    pub fn display_url(&self) -> String {
-        crate::redact::url_without_credentials(&self.url)
     }
 }
 
@@ -348,7 +336,7 @@ impl Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("url", &self.display_url())
+            .field("url", &self.url.to_string())
             .field("method", &self.method)
             .field("headers", &Redacted(self.headers.len()))
             .field("auth", &self.auth)

@@ -101,7 +101,7 @@ impl Deliverer {
         let concurrency = config.concurrency as usize;
         // Credentials in the URL become the auth header (headers.rs); left in the URL, the
         // client would send them as a second, competing Authorization header.
-        let url = reqwest::Url::parse(&config.display_url()).map_err(|e| format!("url: {e}"))?;
+        let url = config.url.url().clone();
         let mut client = reqwest::Client::builder();
         if !proxied(&url) {
             client = client.no_proxy();

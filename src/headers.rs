@@ -1,12 +1,12 @@
 //! The headers every request carries that do not change per record: User-Agent, Content-Type,
 //! the configured `headers` and the auth header. Built once, reused for every request.
 
-use base64::Engine;
 use reqwest::header::{
     HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT,
 };
 
 use crate::config::{Auth, Config, Method};
+use crate::endpoint::basic_credential;
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
@@ -85,25 +85,13 @@ pub fn static_headers(config: &Config) -> Result<HeaderMap, HeaderError> {
 /// The configured auth, or Basic from credentials written in the URL (`https://user:pw@host`).
 /// Validation refuses a config that has both.
 fn effective_auth(config: &Config) -> Auth {
-    match (&config.auth, url::Url::parse(&config.url)) {
-        (Auth::None, Ok(url)) if !url.username().is_empty() || url.password().is_some() => {
-            let decode = |s: &str| {
-                percent_encoding::percent_decode_str(s)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            Auth::Basic {
-                username: decode(url.username()),
-                password: decode(url.password().unwrap_or("")),
-            }
-        }
+    match (&config.auth, config.url.credentials()) {
+        (Auth::None, Some(c)) => Auth::Basic {
+            username: c.username.clone(),
+            password: c.password.clone(),
+        },
         (auth, _) => auth.clone(),
     }
-}
-
-/// The Basic credential as sent (`base64(user:password)`), which is a secret too.
-pub fn basic_credential(username: &str, password: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
 }
 
 /// Headers as a dry run prints them: credentials replaced by `<redacted>`.
@@ -138,11 +126,10 @@ fn auth_header(auth: &Auth) -> Result<Option<(HeaderName, HeaderValue)>, HeaderE
     Ok(match auth {
         Auth::None => None,
         Auth::Bearer { token } => Some((AUTHORIZATION, secret(format!("Bearer {token}"))?)),
-        Auth::Basic { username, password } => {
-            let encoded =
-                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-            Some((AUTHORIZATION, secret(format!("Basic {encoded}"))?))
-        }
+        Auth::Basic { username, password } => Some((
+            AUTHORIZATION,
+            secret(format!("Basic {}", basic_credential(username, password)))?,
+        )),
         Auth::ApiKey {
             header_name,
             api_key,

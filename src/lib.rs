@@ -14,6 +14,7 @@ pub mod config;
 pub mod delivery;
 pub mod dialect;
 pub mod discover;
+pub mod endpoint;
 pub mod envelope;
 pub mod files;
 pub mod flatten;

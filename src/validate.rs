@@ -25,12 +25,15 @@ pub fn load_config(raw: &Value) -> Result<Config, ConfigError> {
     let config: Config =
         serde_json::from_value(raw.clone()).map_err(|e| ConfigError(vec![e.to_string()]))?;
     let mut problems = Vec::new();
-    match url::Url::parse(&config.url) {
-        Err(e) => problems.push(format!("url: not a valid URL ({e})")),
-        Ok(url) if url.password().is_some() && !matches!(config.auth, crate::config::Auth::None) => problems.push(
-            "url: carries credentials (user:password@) and auth is also set; keep only one of them".to_string(),
-        ),
-        Ok(_) => {}
+    let password_in_url = config
+        .url
+        .credentials()
+        .is_some_and(|c| !c.password.is_empty());
+    if password_in_url && !matches!(config.auth, crate::config::Auth::None) {
+        problems.push(
+            "url: carries credentials (user:password@) and auth is also set; keep only one of them"
+                .to_string(),
+        );
     }
     problems.extend(
         crate::headers::static_headers(&config)

@@ -53,7 +53,7 @@ fn plan(args: &WriteArgs, out: &mut Output) -> Result<Plan, Fatal> {
     let config = validate::load_config(&raw).map_err(|e| config_error(e.to_string()))?;
     out.set_scrubber(crate::redact::Scrubber::new(config.secrets()));
     let catalog = files::read_json(&args.catalog, "catalog").map_err(config_error)?;
-    let wire = Wire::new(config.method, config.display_url());
+    let wire = Wire::new(config.method, config.url.to_string());
     let (dialect, checkpointer, dialect_name) = match &args.destination_catalog {
         Some(path) => {
             let destination =
@@ -92,7 +92,7 @@ fn plan(args: &WriteArgs, out: &mut Output) -> Result<Plan, Fatal> {
     let description = format!(
         "{}writing to {} with {} ({dialect_name} dialect), concurrency {}, batch size {}, timeout {}s, max retries {}",
         if args.dry_run { "dry run (nothing is sent): " } else { "" },
-        config.display_url(),
+        config.url,
         config.method.as_str(),
         config.concurrency,
         config.batch_size,

@@ -1350,3 +1350,35 @@ fn ten_megabyte_answers_are_read_and_dropped() {
         "peak RSS {peak} kB with 10 MiB answers vs {baseline} kB with empty ones"
     );
 }
+
+/// An API key given as the URL's user name (`https://sk_live_…@host/`) is sent as Basic auth and
+/// is a secret like any other: a 400 that echoes the key and the Authorization header it came in
+/// prints neither (issue 15, item 4).
+#[test]
+fn an_api_key_given_as_the_urls_user_name_is_never_printed() {
+    const KEY: &str = "sk_live_userinfo-key-51Hx";
+    let sent = B64.encode(format!("{KEY}:"));
+    let receiver = Receiver::start_default();
+    receiver.set_script(Script {
+        default: Reply::status(400).with_body(format!(
+            "bad request; you sent Authorization: Basic {sent} (key {KEY})"
+        )),
+        ..Script::default()
+    });
+    let url = format!("http://{KEY}@{}/hook", receiver.addr());
+    let run = write_fixture(&config(&url, json!({})));
+    assert_completed(&run);
+    assert_eq!(run.rejected_records().len(), 6, "{}", run.dump());
+    let requests = receiver.requests();
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some(format!("Basic {sent}").as_str())
+    );
+    for secret in [KEY, sent.as_str()] {
+        assert!(
+            !run.stdout.contains(secret) && !run.stderr.contains(secret),
+            "{secret} printed:\n{}",
+            run.dump()
+        );
+    }
+}
