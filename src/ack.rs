@@ -5,11 +5,33 @@
 
 use std::collections::VecDeque;
 
+use serde_json::value::RawValue;
+
+use crate::dialect::{RecordMeta, Scope};
+use crate::rejection::Rejection;
+
 /// How a record was settled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ack {
     Delivered,
-    Rejected { code: String, message: String },
+    Rejected(Rejection),
+}
+
+/// An entry of the write loop's window: a record, or (Airbyte) an input STATE that leaves once
+/// every record before it has.
+pub enum Entry {
+    Record(RecordMeta),
+    State(Box<RawValue>, Scope),
+}
+
+impl Entry {
+    /// Bytes the entry holds while in the window.
+    pub fn size(&self) -> usize {
+        match self {
+            Entry::Record(meta) => meta.size,
+            Entry::State(raw, _) => raw.get().len(),
+        }
+    }
 }
 
 /// What became of a group of records sent as one request: the same for every record (the usual
@@ -104,13 +126,7 @@ mod tests {
         w.push("state", Some(Ack::Delivered));
         w.settle(b, Ack::Delivered);
         assert!(w.pop_settled().is_none());
-        w.settle(
-            a,
-            Ack::Rejected {
-                code: "400".into(),
-                message: "bad".into(),
-            },
-        );
+        w.settle(a, Ack::Rejected(Rejection::MissingValmiMeta));
         assert_eq!(w.pop_settled().unwrap().0, "a");
         assert_eq!(w.pop_settled().unwrap().0, "b");
         assert_eq!(w.pop_settled().unwrap().0, "state");

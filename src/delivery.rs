@@ -11,13 +11,14 @@ use reqwest::header::{HeaderValue, CONTENT_ENCODING, LOCATION, RETRY_AFTER};
 
 use crate::ack::{Ack, Acks};
 use crate::config::{Compression, Config, Method, OnClientError};
-use crate::dialect::Job;
+use crate::dialect::Request;
 use crate::headers::{IDEMPOTENCY_KEY, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
 use crate::metrics::Metrics;
 use crate::ordering::Group;
 use crate::policy::{self, Class};
 use crate::protocol::{log, FailureType, Fatal, Level, Message};
 use crate::redact::Scrubber;
+use crate::rejection::Rejection;
 use crate::signing::Signer;
 
 /// Bytes of a response body kept for messages; the rest is read and dropped so the connection
@@ -54,6 +55,14 @@ pub struct Deliverer {
     /// Messages produced while delivering (retries, dry-run requests), drained by the write loop.
     logs: RefCell<Vec<Message>>,
     pub metrics: Metrics,
+}
+
+/// A record's request with its place in the write loop's window.
+#[derive(Debug)]
+pub struct Job {
+    pub seq: u64,
+    pub order_key: Option<u64>,
+    pub request: Request,
 }
 
 /// A group of records and what became of them, or a reason to stop.
@@ -175,12 +184,11 @@ impl Deliverer {
             }
             Answer::Refused { status, excerpt } => match self.on_client_error {
                 OnClientError::Reject => {
-                    let message = format!("the endpoint answered HTTP {status}: {excerpt}");
-                    Ok(Acks::All(Ack::Rejected { code: status.to_string(), message }))
+                    Ok(Acks::All(Ack::Rejected(Rejection::Refused { status, excerpt })))
                 }
                 OnClientError::Fail => Err(Fatal::new(
                     FailureType::ConfigError,
-                    format!("{} was refused by {} with HTTP {status} (on_client_error is \"fail\"): {excerpt}", jobs[0].label, self.url),
+                    format!("{} was refused by {} with HTTP {status} (on_client_error is \"fail\"): {excerpt}", jobs[0].request.label, self.url),
                     format!("status={status} records={}", jobs.len()),
                 )),
             },
@@ -191,10 +199,14 @@ impl Deliverer {
     /// when batching: a receiver expecting arrays gets arrays); GET carries its query.
     fn request_parts(&self, jobs: &[Job]) -> (Bytes, HeaderValue) {
         if let ([job], false) = (jobs, self.batched) {
-            return (job.body.clone(), job.idempotency_key.clone());
+            return (
+                job.request.body.clone(),
+                job.request.idempotency_key.clone(),
+            );
         }
-        let body = crate::envelope::batch_body(jobs.iter().map(|j| &j.body[..]));
-        let key = crate::idempotency::batch(jobs.iter().map(|j| j.idempotency_key.as_bytes()));
+        let body = crate::envelope::batch_body(jobs.iter().map(|j| &j.request.body[..]));
+        let key =
+            crate::idempotency::batch(jobs.iter().map(|j| j.request.idempotency_key.as_bytes()));
         (
             Bytes::from(body),
             HeaderValue::from_str(key.as_str()).expect("idempotency keys are URL-safe base64"),
@@ -210,7 +222,7 @@ impl Deliverer {
             let url = reqwest::Url::parse(&full).map_err(|e| {
                 Fatal::new(
                     FailureType::SystemError,
-                    format!("{}: could not build the GET URL", jobs[0].label),
+                    format!("{}: could not build the GET URL", jobs[0].request.label),
                     e.to_string(),
                 )
             })?;
@@ -242,7 +254,7 @@ impl Deliverer {
             self.log_dry_run(&outgoing);
             return Ok(Answer::Delivered);
         }
-        let label = jobs[0].label;
+        let label = jobs[0].request.label;
         let mut attempt = 0u32;
         loop {
             self.wait_turn().await;

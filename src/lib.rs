@@ -28,6 +28,7 @@ pub mod progress;
 pub mod protocol;
 pub mod reader;
 pub mod redact;
+pub mod rejection;
 pub mod resume;
 pub mod signing;
 pub mod sink;

@@ -51,9 +51,12 @@ impl Progress {
     pub fn settled(&mut self, ack: &Ack) {
         match ack {
             Ack::Delivered => self.delivered += 1,
-            Ack::Rejected { code, .. } => {
+            Ack::Rejected(rejection) => {
                 self.rejected += 1;
-                *self.reasons.entry(code.clone()).or_default() += 1;
+                *self
+                    .reasons
+                    .entry(rejection.code().into_owned())
+                    .or_default() += 1;
             }
         }
     }

@@ -5,10 +5,9 @@
 
 use std::io::{BufRead, BufReader, Read};
 
-use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use crate::dialect::{Dialect, Job, Prepared, RecordMeta, Scope};
+use crate::dialect::{Dialect, Event};
 use crate::protocol::{parse_line, Parsed};
 
 /// Longer lines are skipped unread rather than held in memory whole.
@@ -26,27 +25,6 @@ const CHUNK: usize = 64;
 const CHUNK_BYTES: usize = 1024 * 1024;
 /// How much of a skipped line the WARN shows.
 const EXCERPT_BYTES: usize = 200;
-
-pub enum Event {
-    Record(RecordMeta, Job),
-    Refused {
-        meta: RecordMeta,
-        code: &'static str,
-        message: String,
-    },
-    State(Box<RawValue>, Scope),
-    /// A line that is not a protocol message: skipped, counted, warned about.
-    Malformed {
-        line_no: u64,
-        excerpt: String,
-        reason: String,
-    },
-    UnknownStream(String),
-    /// A record covered by the resume checkpoint.
-    AlreadyDelivered,
-    /// stdin could not be read: input did not end, it broke, so the run must not finish.
-    Broken(String),
-}
 
 /// Starts the reader thread; the channel closes when input ends.
 pub fn spawn(input: impl Read + Send + 'static, dialect: Dialect, tx: mpsc::Sender<Vec<Event>>) {
@@ -172,23 +150,7 @@ fn handle_line(
         }
         Ok(Parsed::Record(record)) => {
             *message_id += 1;
-            let event = match dialect.prepare(&record, *message_id) {
-                Prepared::Send(meta, job) => Event::Record(meta, job),
-                Prepared::Refuse {
-                    meta,
-                    code,
-                    message,
-                } => Event::Refused {
-                    meta,
-                    code,
-                    message,
-                },
-                Prepared::AlreadyDelivered => Event::AlreadyDelivered,
-            };
-            if let Some(stream) = dialect.take_unknown_stream() {
-                out.push(Event::UnknownStream(stream));
-            }
-            out.push(event);
+            dialect.read(&record, *message_id, out);
         }
     }
 }

@@ -14,15 +14,14 @@ use futures_util::FutureExt;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::ack::{Ack, AckWindow};
-use crate::checkpoint::{Checkpointer, Entry};
-use crate::delivery::{Deliverer, Settled};
-use crate::dialect::Job;
+use crate::ack::{Ack, AckWindow, Entry};
+use crate::checkpoint::Checkpointer;
+use crate::delivery::{Deliverer, Job, Settled};
+use crate::dialect::Event;
 use crate::ordering::Scheduler;
 use crate::output::{Closed, Output};
 use crate::progress::{LiveLine, Progress, Snapshot, INTERVAL, LIVE_INTERVAL};
 use crate::protocol::{log, FailureType, Fatal, Level, Message};
-use crate::reader::Event;
 
 pub struct Sink {
     pub deliverer: Deliverer,
@@ -248,29 +247,25 @@ fn admit(
     progress: &mut Progress,
     messages: &mut Vec<Message>,
 ) -> Result<usize, Fatal> {
-    let entry_size = |data: &Option<bytes::Bytes>| data.as_ref().map_or(0, |d| d.len());
     let (entry, ack) = match event {
-        Event::Record(mut meta, mut job) => {
-            meta.size = job.body.len() + entry_size(&meta.data);
+        Event::Record {
+            meta,
+            request,
+            order_key,
+        } => {
             let size = meta.size;
-            job.seq = window.push(Entry::Record(meta), None);
-            scheduler.admit(job.order_key, job);
+            let seq = window.push(Entry::Record(meta), None);
+            scheduler.admit(
+                order_key,
+                Job {
+                    seq,
+                    order_key,
+                    request,
+                },
+            );
             return Ok(size);
         }
-        Event::Refused {
-            mut meta,
-            code,
-            message,
-        } => {
-            meta.size = entry_size(&meta.data);
-            (
-                Entry::Record(meta),
-                Ack::Rejected {
-                    code: code.to_string(),
-                    message,
-                },
-            )
-        }
+        Event::Refused { meta, reason } => (Entry::Record(meta), Ack::Rejected(reason)),
         Event::State(raw, scope) => (Entry::State(raw, scope), Ack::Delivered),
         Event::Malformed {
             line_no,

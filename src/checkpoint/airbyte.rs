@@ -6,10 +6,10 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use super::Entry;
-use crate::ack::Ack;
+use crate::ack::{Ack, Entry};
 use crate::dialect::Scope;
 use crate::protocol::{log, Level, Message};
+use crate::rejection::Rejection;
 
 pub const MAX_REJECTION_LOGS: u64 = 100;
 
@@ -35,17 +35,21 @@ impl AirbyteCheckpoints {
                     counter.0 += 1;
                     counter.1 += rejected;
                 }
-                match super::rejection_text(&meta, &ack) {
+                match &ack {
+                    Ack::Delivered => {}
                     // A stream missing from the catalog already had its one WARN.
-                    Some((code, _)) if code == "unknown_stream" => {}
-                    Some(_) if self.rejection_logs >= MAX_REJECTION_LOGS => {
+                    Ack::Rejected(Rejection::UnknownStream) => {}
+                    Ack::Rejected(_) if self.rejection_logs >= MAX_REJECTION_LOGS => {
                         self.unlogged_rejections += 1
                     }
-                    Some((code, message)) => {
+                    Ack::Rejected(rejection) => {
                         self.rejection_logs += 1;
-                        out.push(log(Level::Warn, &format!("rejected ({code}): {message}")));
+                        let text = super::rejection_text(&meta, rejection);
+                        out.push(log(
+                            Level::Warn,
+                            &format!("rejected ({}): {text}", rejection.code()),
+                        ));
                     }
-                    None => {}
                 }
             }
             Entry::State(raw, scope) => {
@@ -111,10 +115,10 @@ mod tests {
         c.settled(record(0), Ack::Delivered, &mut out);
         c.settled(
             record(1),
-            Ack::Rejected {
-                code: "400".into(),
-                message: "no".into(),
-            },
+            Ack::Rejected(Rejection::Refused {
+                status: 400,
+                excerpt: "bad".into(),
+            }),
             &mut out,
         );
         c.settled(

@@ -5,26 +5,10 @@ pub mod airbyte;
 pub mod valmi;
 
 use crate::protocol::Message;
-use serde_json::value::RawValue;
 
-use crate::ack::Ack;
-use crate::dialect::{RecordMeta, Scope};
-
-/// An entry of the acknowledgement window.
-pub enum Entry {
-    Record(RecordMeta),
-    State(Box<RawValue>, Scope),
-}
-
-impl Entry {
-    /// Bytes the entry holds while in the window.
-    pub fn size(&self) -> usize {
-        match self {
-            Entry::Record(meta) => meta.size,
-            Entry::State(raw, _) => raw.get().len(),
-        }
-    }
-}
+use crate::ack::{Ack, Entry};
+use crate::dialect::RecordMeta;
+use crate::rejection::Rejection;
 
 pub enum Checkpointer {
     Valmi(valmi::ValmiCheckpoints),
@@ -59,13 +43,7 @@ impl Checkpointer {
     }
 }
 
-/// The echo of a rejected record, shared by both dialects' reports.
-pub fn rejection_text(meta: &RecordMeta, ack: &Ack) -> Option<(String, String)> {
-    match ack {
-        Ack::Delivered => None,
-        Ack::Rejected { code, message } => Some((
-            code.clone(),
-            format!("{} (stream {}): {message}", meta.label, meta.stream),
-        )),
-    }
+/// A rejected record in words, shared by both dialects' reports.
+pub fn rejection_text(meta: &RecordMeta, rejection: &Rejection) -> String {
+    format!("{} (stream {}): {rejection}", meta.label, meta.stream)
 }

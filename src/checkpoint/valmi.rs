@@ -7,8 +7,7 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::Entry;
-use crate::ack::Ack;
+use crate::ack::{Ack, Entry};
 use crate::protocol::{now_millis, Message};
 
 pub struct ValmiCheckpoints {
@@ -46,17 +45,17 @@ impl ValmiCheckpoints {
 
     pub fn settled(&mut self, entry: Entry, ack: Ack, out: &mut Vec<Message>) {
         let Entry::Record(meta) = entry else { return };
-        if let Some((code, message)) = super::rejection_text(&meta, &ack) {
-            out.push(rejected_echo(
-                &meta.stream,
-                meta.data.as_deref(),
-                &code,
-                &message,
-            ));
-        }
-        let bucket = match ack {
+        let bucket = match &ack {
             Ack::Delivered => meta.op,
-            Ack::Rejected { .. } => Cow::Borrowed("rejected"),
+            Ack::Rejected(rejection) => {
+                out.push(rejected_echo(
+                    &meta.stream,
+                    meta.data.as_deref(),
+                    &rejection.code(),
+                    &super::rejection_text(&meta, rejection),
+                ));
+                Cow::Borrowed("rejected")
+            }
         };
         match self.counts.iter_mut().find(|(name, _)| *name == bucket) {
             Some((_, n)) => *n += 1,
@@ -166,6 +165,7 @@ fn rejected_echo(stream: &str, data: Option<&[u8]>, code: &str, message: &str) -
 mod tests {
     use super::*;
     use crate::dialect::{RecordLabel, RecordMeta};
+    use crate::rejection::Rejection;
     use serde_json::{json, Value};
     use std::borrow::Cow;
 
@@ -230,10 +230,10 @@ mod tests {
         let mut out = Vec::new();
         c.settled(
             record(41, "upsert"),
-            Ack::Rejected {
-                code: "400".into(),
-                message: "bad".into(),
-            },
+            Ack::Rejected(Rejection::Refused {
+                status: 400,
+                excerpt: "bad".into(),
+            }),
             &mut out,
         );
         let out: Vec<Value> = out.iter().map(Message::to_value).collect();

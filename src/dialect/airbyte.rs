@@ -1,7 +1,6 @@
 //! The Airbyte dialect: the record's data is the payload, unchanged; the envelope names the
 //! stream; the stream's primary key orders and identifies records.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -9,11 +8,12 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{hash_key, Job, Prepared, RecordLabel, RecordMeta, Scope, Wire};
+use super::{hash_key, Event, RecordLabel, RecordMeta, Request, Scope, Wire};
 use crate::catalog::{mode_needs_order, AirbyteStream};
 use crate::envelope::Envelope;
 use crate::idempotency;
 use crate::protocol::{InputRecord, RawObject};
+use crate::rejection::Rejection;
 
 struct Stream {
     label: Arc<str>,
@@ -31,9 +31,8 @@ pub struct Airbyte {
     ids: HashMap<String, Vec<(Option<String>, u32)>>,
     /// The id the next stream missing from the catalog gets.
     next_unknown: u32,
-    /// Missing streams already warned about, and those whose warning is still to be taken.
+    /// Missing streams already warned about.
     warned: std::collections::HashSet<String>,
-    pending_warnings: Vec<String>,
 }
 
 impl Airbyte {
@@ -44,7 +43,6 @@ impl Airbyte {
             ids: HashMap::new(),
             next_unknown: catalog.len() as u32,
             warned: Default::default(),
-            pending_warnings: Vec::new(),
         };
         for s in catalog {
             let label = match &s.namespace {
@@ -94,7 +92,7 @@ impl Airbyte {
         id
     }
 
-    pub fn prepare(&mut self, record: &InputRecord, message_id: u64) -> Prepared {
+    pub fn read(&mut self, record: &InputRecord, message_id: u64, out: &mut Vec<Event>) {
         let id = self.id(record.namespace.as_deref(), &record.stream);
         let label = RecordLabel {
             message_id,
@@ -106,85 +104,17 @@ impl Airbyte {
                 None => record.stream.to_string(),
             };
             if self.warned.insert(name.clone()) {
-                self.pending_warnings.push(name.clone());
+                out.push(Event::UnknownStream(name.clone()));
             }
-            let meta = RecordMeta {
-                label,
-                op: Cow::Borrowed(""),
-                stream: Arc::from(name),
-                scope: id,
-                data: None,
-                size: 0,
-            };
-            return Prepared::Refuse {
-                meta,
-                code: "unknown_stream",
-                message: "the stream is not in the configured catalog".into(),
-            };
+            let meta = RecordMeta::new(label, Arc::from(name), id, None);
+            out.push(meta.refused(Rejection::UnknownStream));
+            return;
         };
-        let meta = RecordMeta {
-            label,
-            op: Cow::Borrowed(""),
-            stream: stream.label.clone(),
-            scope: id,
-            data: None,
-            size: 0,
-        };
-        let Some(fields) = &record.fields else {
-            return Prepared::Refuse {
-                meta,
-                code: "invalid_data",
-                message: "the record's data is not a JSON object".into(),
-            };
-        };
-        let primary_key = match primary_key_text(fields, &stream.primary_key) {
-            Ok(pk) => pk,
-            Err(reason) => {
-                return Prepared::Refuse {
-                    meta,
-                    code: "invalid_data",
-                    message: reason,
-                }
-            }
-        };
-        let envelope = Envelope {
-            message_id,
-            sync_mode: &stream.sync_mode,
-            stream: Some(&stream.label),
-            payload: record.data,
-        };
-        let body = match self.wire.body(envelope, record.data.get().len(), || {
-            serde_json::from_str(record.data.get())
-        }) {
-            Ok(body) => body,
-            Err((code, message)) => {
-                return Prepared::Refuse {
-                    meta,
-                    code,
-                    message,
-                }
-            }
-        };
-        let order_key = match &primary_key {
-            Some(pk) => Some(hash_key((id, pk))),
-            None if stream.serialize_all => Some(hash_key(id)),
-            None => None,
-        };
-        let idempotency_key = idempotency::airbyte(
-            &stream.label,
-            primary_key.as_deref(),
-            record.data.get().as_bytes(),
-        );
-        Prepared::Send(
-            meta,
-            Job {
-                seq: 0,
-                body,
-                order_key,
-                idempotency_key: self.wire.key_header(idempotency_key),
-                label,
-            },
-        )
+        let meta = RecordMeta::new(label, stream.label.clone(), id, None);
+        out.push(match request(&mut self.wire, stream, id, record, label) {
+            Ok((request, order_key)) => meta.send(request, order_key),
+            Err(reason) => meta.refused(reason),
+        });
     }
 
     pub fn state_scope(&mut self, state: &RawValue) -> Scope {
@@ -216,10 +146,48 @@ impl Airbyte {
             _ => Scope::Global,
         }
     }
+}
 
-    pub fn take_unknown_stream(&mut self) -> Option<String> {
-        self.pending_warnings.pop()
-    }
+/// The record's request and ordering key.
+fn request(
+    wire: &mut Wire,
+    stream: &Stream,
+    id: u32,
+    record: &InputRecord,
+    label: RecordLabel,
+) -> Result<(Request, Option<u64>), Rejection> {
+    let Some(fields) = &record.fields else {
+        return Err(Rejection::InvalidData(
+            "the record's data is not a JSON object".into(),
+        ));
+    };
+    let primary_key = primary_key_text(fields, &stream.primary_key)
+        .map_err(|e| Rejection::InvalidData(e.into()))?;
+    let envelope = Envelope {
+        message_id: label.message_id,
+        sync_mode: &stream.sync_mode,
+        stream: Some(&stream.label),
+        payload: record.data,
+    };
+    let body = wire.body(envelope, record.data.get().len(), || {
+        serde_json::from_str(record.data.get())
+    })?;
+    let order_key = match &primary_key {
+        Some(pk) => Some(hash_key((id, pk))),
+        None if stream.serialize_all => Some(hash_key(id)),
+        None => None,
+    };
+    let idempotency_key = idempotency::airbyte(
+        &stream.label,
+        primary_key.as_deref(),
+        record.data.get().as_bytes(),
+    );
+    let request = Request {
+        body,
+        idempotency_key: wire.key_header(idempotency_key),
+        label,
+    };
+    Ok((request, order_key))
 }
 
 /// The primary-key value as text (each key path's JSON, joined), or `None` without a key.

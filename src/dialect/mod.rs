@@ -18,6 +18,7 @@ use crate::config::Method;
 use crate::envelope::{Envelope, Payload};
 use crate::flatten;
 use crate::protocol::InputRecord;
+use crate::rejection::Rejection;
 
 /// URLs longer than this are refused by many servers or silently truncated.
 pub const MAX_GET_URL: usize = 16 * 1024;
@@ -49,33 +50,76 @@ pub struct RecordMeta {
     pub scope: u32,
     /// Valmi only: the input data (raw JSON text), echoed back if the record is rejected.
     pub data: Option<Bytes>,
-    /// Bytes this record holds while in the window (request body and data), set on admission.
+    /// Bytes this record holds while in the window (request body and data).
     pub size: usize,
+}
+
+impl RecordMeta {
+    fn new(label: RecordLabel, stream: Arc<str>, scope: u32, data: Option<Bytes>) -> Self {
+        let size = data.as_ref().map_or(0, Bytes::len);
+        RecordMeta {
+            label,
+            op: Cow::Borrowed(""),
+            stream,
+            scope,
+            data,
+            size,
+        }
+    }
+
+    /// The record as refused before sending.
+    fn refused(self, reason: Rejection) -> Event {
+        Event::Refused { meta: self, reason }
+    }
+
+    /// The record as sent: the window holds its request body too.
+    fn send(mut self, request: Request, order_key: Option<u64>) -> Event {
+        self.size += request.body.len();
+        Event::Record {
+            meta: self,
+            request,
+            order_key,
+        }
+    }
 }
 
 /// What the delivery side needs to send a record.
 #[derive(Debug)]
-pub struct Job {
-    pub seq: u64,
+pub struct Request {
     /// The envelope JSON, or for GET the query string.
     pub body: bytes::Bytes,
-    pub order_key: Option<u64>,
     /// Ready to send as a header: made here, on the reader thread, in the arena, so sending it
     /// costs the delivery thread neither a check nor an allocation.
     pub idempotency_key: HeaderValue,
     pub label: RecordLabel,
 }
 
-pub enum Prepared {
-    Send(RecordMeta, Job),
-    /// Refused before sending (no `_valmi_meta`, unknown stream, URL too long...).
-    Refuse {
+/// What one input line comes to, as the write loop takes it.
+pub enum Event {
+    /// A record to send; records with the same `order_key` go one at a time, in input order.
+    Record {
         meta: RecordMeta,
-        code: &'static str,
-        message: String,
+        request: Request,
+        order_key: Option<u64>,
     },
-    /// Covered by the resume checkpoint: delivered by an earlier attempt of this run.
+    /// A record refused before sending (no `_valmi_meta`, unknown stream, URL too long...).
+    Refused {
+        meta: RecordMeta,
+        reason: Rejection,
+    },
+    State(Box<RawValue>, Scope),
+    /// A line that is not a protocol message: skipped, counted, warned about.
+    Malformed {
+        line_no: u64,
+        excerpt: String,
+        reason: String,
+    },
+    /// The first record of a stream missing from the catalog (warned about once).
+    UnknownStream(String),
+    /// A record covered by the resume checkpoint: delivered by an earlier attempt of this run.
     AlreadyDelivered,
+    /// stdin could not be read: input did not end, it broke, so the run must not finish.
+    Broken(String),
 }
 
 /// Which STATE counters an Airbyte STATE message reads.
@@ -91,10 +135,11 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    pub fn prepare(&mut self, record: &InputRecord, message_id: u64) -> Prepared {
+    /// The events of one input record (a warning may come before the record's own).
+    pub fn read(&mut self, record: &InputRecord, message_id: u64, out: &mut Vec<Event>) {
         match self {
-            Dialect::Valmi(d) => d.prepare(record, message_id),
-            Dialect::Airbyte(d) => d.prepare(record, message_id),
+            Dialect::Valmi(d) => out.push(d.read(record, message_id)),
+            Dialect::Airbyte(d) => d.read(record, message_id, out),
         }
     }
 
@@ -103,14 +148,6 @@ impl Dialect {
         match self {
             Dialect::Valmi(_) => None,
             Dialect::Airbyte(d) => Some(d.state_scope(state)),
-        }
-    }
-
-    /// A stream missing from the catalog, reported once (Airbyte).
-    pub fn take_unknown_stream(&mut self) -> Option<String> {
-        match self {
-            Dialect::Valmi(_) => None,
-            Dialect::Airbyte(d) => d.take_unknown_stream(),
         }
     }
 }
@@ -169,18 +206,13 @@ impl Wire {
         envelope: Envelope<'_, P>,
         payload_size: usize,
         payload_value: impl FnOnce() -> Result<serde_json::Value, serde_json::Error>,
-    ) -> Result<Bytes, (&'static str, String)> {
+    ) -> Result<Bytes, Rejection> {
         if self.method != Method::Get {
             self.room(payload_size + ENVELOPE_ROOM);
             envelope.write_json(&mut self.arena);
             return Ok(self.arena.split().freeze());
         }
-        let payload = payload_value().map_err(|e| {
-            (
-                "too_deep",
-                format!("the record cannot be flattened into GET parameters: {e}"),
-            )
-        })?;
+        let payload = payload_value().map_err(|e| Rejection::NotFlattenable(e.to_string()))?;
         let query = flatten::envelope_query(
             &payload,
             envelope.message_id,
@@ -189,10 +221,10 @@ impl Wire {
         );
         let length = self.url.len() + 1 + query.len();
         if length > MAX_GET_URL {
-            return Err((
-                "url_too_long",
-                format!("the GET URL would be {length} bytes, over the {MAX_GET_URL}-byte limit; use POST for records this large"),
-            ));
+            return Err(Rejection::UrlTooLong {
+                length,
+                limit: MAX_GET_URL,
+            });
         }
         Ok(Bytes::from(query))
     }

@@ -6,11 +6,15 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{hash_key, Job, Prepared, RecordLabel, RecordMeta, Wire};
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+use super::{hash_key, Event, RecordLabel, RecordMeta, Request, Wire};
 use crate::catalog::{mode_needs_order, MappingEntry, ValmiCatalog};
 use crate::envelope::{json_name, Envelope, RawFields};
 use crate::idempotency;
-use crate::protocol::{InputRecord, Text};
+use crate::protocol::{InputRecord, RawObject, Text};
+use crate::rejection::Rejection;
 
 pub struct Valmi {
     wire: Wire,
@@ -88,62 +92,65 @@ impl Valmi {
         s
     }
 
-    pub fn prepare(&mut self, record: &InputRecord, message_id: u64) -> Prepared {
-        let stream = self.stream(&record.stream);
-        let mut meta = RecordMeta {
-            label: RecordLabel {
-                message_id,
-                row_num: None,
-            },
-            op: Cow::Borrowed(""),
-            stream,
-            scope: 0,
-            data: Some(self.wire.keep(record.data.get())),
-            size: 0,
+    pub fn read(&mut self, record: &InputRecord, message_id: u64) -> Event {
+        let label = RecordLabel {
+            message_id,
+            row_num: None,
         };
-        let refuse = |meta, code, message: &str| Prepared::Refuse {
-            meta,
-            code,
-            message: message.to_string(),
-        };
+        let data = self.wire.keep(record.data.get());
+        let mut meta = RecordMeta::new(label, self.stream(&record.stream), 0, Some(data));
         let Some(fields) = &record.fields else {
-            return refuse(
-                meta,
-                "invalid_data",
-                "the record's data is not a JSON object",
-            );
+            return meta.refused(Rejection::InvalidData(
+                "the record's data is not a JSON object".into(),
+            ));
         };
-        let Some(valmi_meta_raw) = fields.get("_valmi_meta") else {
-            return refuse(
-                meta,
-                "missing_valmi_meta",
-                "the record has no _valmi_meta, so its row and operation are unknown",
-            );
-        };
-        let Ok(valmi_meta) = serde_json::from_str::<ValmiMeta<'_>>(valmi_meta_raw.get()) else {
-            return refuse(
-                meta,
-                "invalid_valmi_meta",
-                "_valmi_meta is not an object with _valmi_row_num and _valmi_sync_op",
-            );
+        let (valmi_meta_raw, valmi_meta) = match read_valmi_meta(fields) {
+            Ok(found) => found,
+            Err(reason) => return meta.refused(reason),
         };
         let Some(op) = valmi_meta._valmi_sync_op else {
-            return refuse(
-                meta,
-                "invalid_valmi_meta",
+            return meta.refused(Rejection::InvalidValmiMeta(
                 "_valmi_meta has no _valmi_sync_op",
-            );
+            ));
         };
         meta.op = op_name(&op.0);
         meta.label.row_num = valmi_meta._valmi_row_num;
         if let (Some(row), Some(done)) = (valmi_meta._valmi_row_num, self.resume_after_row) {
             if row <= done {
-                return Prepared::AlreadyDelivered;
+                return Event::AlreadyDelivered;
             }
         }
+        let body = match self.body(fields, valmi_meta_raw, record, message_id) {
+            Ok(body) => body,
+            Err(reason) => return meta.refused(reason),
+        };
+        let order_key = match &self.id_key {
+            Some(key) => Some(hash_key(fields.get(key).map(|v| v.get()))),
+            None if self.serialize_all => Some(0),
+            None => None,
+        };
+        let row = valmi_meta._valmi_row_num.unwrap_or(message_id);
+        let idempotency_key =
+            idempotency::valmi(self.run_scope.as_deref(), row, record.data.get().as_bytes());
+        let request = Request {
+            body,
+            idempotency_key: self.wire.key_header(idempotency_key),
+            label: meta.label,
+        };
+        meta.send(request, order_key)
+    }
 
+    /// The payload (`_valmi_meta` first, then the mapped fields in mapping order) in its
+    /// envelope.
+    fn body(
+        &mut self,
+        fields: &RawObject<'_>,
+        valmi_meta: &RawValue,
+        record: &InputRecord,
+        message_id: u64,
+    ) -> Result<Bytes, Rejection> {
         let mut payload = RawFields(Vec::with_capacity(self.mapping.len() + 1));
-        payload.set(r#""_valmi_meta""#, valmi_meta_raw);
+        payload.set(r#""_valmi_meta""#, valmi_meta);
         for (source, sink) in &self.mapping {
             if let Some(value) = fields.get(source) {
                 payload.set(sink, value);
@@ -155,28 +162,20 @@ impl Valmi {
             stream: None,
             payload: &payload,
         };
-        let body = match self
-            .wire
+        self.wire
             .body(envelope, record.data.get().len(), || payload.to_value())
-        {
-            Ok(body) => body,
-            Err((code, reason)) => return refuse(meta, code, &reason),
-        };
-        let order_key = match &self.id_key {
-            Some(key) => Some(hash_key(fields.get(key).map(|v| v.get()))),
-            None if self.serialize_all => Some(0),
-            None => None,
-        };
-        let row = valmi_meta._valmi_row_num.unwrap_or(message_id);
-        let idempotency_key =
-            idempotency::valmi(self.run_scope.as_deref(), row, record.data.get().as_bytes());
-        let job = Job {
-            seq: 0,
-            body,
-            order_key,
-            idempotency_key: self.wire.key_header(idempotency_key),
-            label: meta.label,
-        };
-        Prepared::Send(meta, job)
     }
+}
+
+/// `_valmi_meta`, as raw text and read.
+fn read_valmi_meta<'a>(fields: &RawObject<'a>) -> Result<(&'a RawValue, ValmiMeta<'a>), Rejection> {
+    let raw = fields
+        .get("_valmi_meta")
+        .ok_or(Rejection::MissingValmiMeta)?;
+    let meta = serde_json::from_str::<ValmiMeta<'a>>(raw.get()).map_err(|_| {
+        Rejection::InvalidValmiMeta(
+            "_valmi_meta is not an object with _valmi_row_num and _valmi_sync_op",
+        )
+    })?;
+    Ok((raw, meta))
 }
