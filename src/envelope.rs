@@ -18,29 +18,29 @@ pub struct Envelope<'a, P> {
 }
 
 /// A JSON value an envelope can carry as its payload.
-pub trait Payload {
+pub trait WriteJson {
     fn write_json(&self, out: &mut impl BufMut);
 }
 
-impl Payload for RawValue {
+impl WriteJson for RawValue {
     fn write_json(&self, out: &mut impl BufMut) {
         out.put_slice(self.get().as_bytes());
     }
 }
 
-impl Payload for crate::protocol::RawJson<'_> {
+impl WriteJson for crate::protocol::RawJson<'_> {
     fn write_json(&self, out: &mut impl BufMut) {
         out.put_slice(self.get().as_bytes());
     }
 }
 
-impl<P: Payload + ?Sized> Payload for &P {
+impl<P: WriteJson + ?Sized> WriteJson for &P {
     fn write_json(&self, out: &mut impl BufMut) {
         (**self).write_json(out);
     }
 }
 
-impl<P: Payload> Payload for Envelope<'_, P> {
+impl<P: WriteJson> WriteJson for Envelope<'_, P> {
     fn write_json(&self, out: &mut impl BufMut) {
         out.put_slice(b"{\"_message_id\":");
         out.put_slice(itoa::Buffer::new().format(self.message_id).as_bytes());
@@ -117,7 +117,7 @@ impl<'a> RawFields<'a> {
     }
 }
 
-impl Payload for RawFields<'_> {
+impl WriteJson for RawFields<'_> {
     fn write_json(&self, out: &mut impl BufMut) {
         out.put_u8(b'{');
         for (i, (k, v)) in self.0.iter().enumerate() {
@@ -132,20 +132,6 @@ impl Payload for RawFields<'_> {
     }
 }
 
-/// A batch body: the envelopes (already serialised) as one JSON array, in input order.
-pub fn batch_body<'a>(envelopes: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut body = Vec::with_capacity(4096);
-    body.push(b'[');
-    for (i, envelope) in envelopes.enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(envelope);
-    }
-    body.push(b']');
-    body
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,7 +140,7 @@ mod tests {
         serde_json::from_str(s).unwrap()
     }
 
-    fn text(payload: &impl Payload) -> String {
+    fn text(payload: &impl WriteJson) -> String {
         let mut out = Vec::new();
         payload.write_json(&mut out);
         String::from_utf8(out).unwrap()
@@ -226,11 +212,5 @@ mod tests {
             proptest::prop_assert_eq!(parsed["payload"].as_object().unwrap(), &expected);
             proptest::prop_assert_eq!(json, serde_json::to_string(&parsed).unwrap());
         }
-    }
-
-    #[test]
-    fn batch_is_an_array_in_order() {
-        let body = batch_body([&b"{\"a\":1}"[..], b"{\"a\":2}"].into_iter());
-        assert_eq!(body, b"[{\"a\":1},{\"a\":2}]");
     }
 }

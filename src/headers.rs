@@ -5,8 +5,9 @@ use reqwest::header::{
     HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT,
 };
 
-use crate::config::{Auth, Config, Method};
+use crate::config::{Auth, Config};
 use crate::endpoint::basic_credential;
+use crate::shape::Shape;
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
@@ -47,14 +48,14 @@ pub fn split_header(entry: &str) -> Option<(&str, &str)> {
     entry.split_once(':').map(|(n, v)| (n.trim(), v.trim()))
 }
 
-pub fn static_headers(config: &Config) -> Result<HeaderMap, HeaderError> {
+pub fn static_headers(config: &Config, shape: Shape) -> Result<HeaderMap, HeaderError> {
     let mut map = HeaderMap::new();
     map.insert(
         USER_AGENT,
         HeaderValue::from_str(&user_agent()).expect("ascii user agent"),
     );
-    if config.method != Method::Get {
-        map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(content_type) = shape.content_type() {
+        map.insert(CONTENT_TYPE, content_type);
     }
     for (index, entry) in config.headers.iter().enumerate() {
         let (name, value) = split_header(entry).ok_or(HeaderError::NoColon(index))?;
@@ -157,6 +158,10 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
+    fn static_headers_of(config: &Config) -> Result<HeaderMap, HeaderError> {
+        static_headers(config, Shape::of(config))
+    }
+
     #[test]
     fn splits_on_the_first_colon_only() {
         assert_eq!(
@@ -172,7 +177,7 @@ mod tests {
 
     #[test]
     fn builds_configured_and_auth_headers() {
-        let h = static_headers(&config(serde_json::json!({"url": "http://h",
+        let h = static_headers_of(&config(serde_json::json!({"url": "http://h",
             "headers": ["Authorization: Bearer abc:def", "X-Test:  spaced  "],
             "auth": {"type": "api_key", "header_name": "X-Api-Key", "api_key": "k1"}})))
         .unwrap();
@@ -180,7 +185,7 @@ mod tests {
         assert_eq!(h["x-test"], "spaced");
         assert_eq!(h["x-api-key"], "k1");
         assert_eq!(h["content-type"], "application/json");
-        let h = static_headers(&config(serde_json::json!({"url": "http://h",
+        let h = static_headers_of(&config(serde_json::json!({"url": "http://h",
             "auth": {"type": "basic", "username": "u", "password": "p"}})))
         .unwrap();
         assert_eq!(h["authorization"], "Basic dTpw");
@@ -194,7 +199,7 @@ mod tests {
             ("X-A: line\nbreak", "not a valid HTTP header value"),
             ("nocolon", "no colon"),
         ] {
-            let err = static_headers(&config(
+            let err = static_headers_of(&config(
                 serde_json::json!({"url": "http://h", "headers": [entry]}),
             ))
             .unwrap_err();

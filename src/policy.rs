@@ -1,7 +1,10 @@
-//! Delivery policy as data and small pure functions: what each answer means, how long to wait
-//! before the next attempt. No I/O here, so every rule is unit-tested on its own.
+//! Delivery policy as data and small pure functions: what each answer means, what to do about
+//! it, how long to wait before the next attempt. No I/O here, so every rule is unit-tested on
+//! its own. Modelled on Vector's `RetryLogic` and Svix's `calculate_retry_delay`.
 
 use std::time::{Duration, SystemTime};
+
+use crate::config::OnClientError;
 
 /// What the connector does with one HTTP answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +40,95 @@ pub fn classify(status: u16) -> Class {
         },
         // 1xx as a final answer or an invalid code: nothing says the record landed.
         _ => Class::ClientError,
+    }
+}
+
+/// How one attempt ended, as far as the policy cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The endpoint answered; `retry_after` is its `Retry-After`, read.
+    Answered {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    /// No complete answer: no connection, a reset, a timeout.
+    NoAnswer,
+    /// The TLS handshake failed for a reason that retrying will not change (untrusted
+    /// certificate, client certificate refused).
+    TlsRefused,
+}
+
+/// The settings the decision depends on.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_retries: u32,
+    pub on_client_error: OnClientError,
+}
+
+/// What to do after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Decision {
+    Deliver,
+    /// Try again after `after`; `pause` makes the whole endpoint wait that long.
+    Retry {
+        after: Duration,
+        pause: bool,
+    },
+    /// A batch refused as a whole: send its halves to find the records the endpoint refuses.
+    Split,
+    /// The record is refused and the sync goes on.
+    Reject,
+    /// The sync stops.
+    Fail(Stop),
+}
+
+/// Why the sync stops after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    Redirect,
+    Unauthorized,
+    TlsRefused,
+    /// Retries exhausted.
+    GaveUp,
+    /// A client error under `on_client_error: fail`.
+    Refused,
+}
+
+/// The decision after attempt number `attempt` (0 for the first) of a request carrying
+/// `records` records. `jitter` draws the backoff's random unit, only when a retry needs it.
+pub fn decide(
+    outcome: Outcome,
+    attempt: u32,
+    records: usize,
+    limits: Limits,
+    jitter: impl FnOnce() -> f64,
+) -> Decision {
+    let (retry_after, pause) = match outcome {
+        Outcome::TlsRefused => return Decision::Fail(Stop::TlsRefused),
+        Outcome::NoAnswer => (None, false),
+        Outcome::Answered {
+            status,
+            retry_after,
+        } => match classify(status) {
+            Class::Delivered => return Decision::Deliver,
+            Class::Redirect => return Decision::Fail(Stop::Redirect),
+            Class::Unauthorized => return Decision::Fail(Stop::Unauthorized),
+            Class::ClientError if records > 1 && splits_batch(status) => return Decision::Split,
+            Class::ClientError => {
+                return match limits.on_client_error {
+                    OnClientError::Reject => Decision::Reject,
+                    OnClientError::Fail => Decision::Fail(Stop::Refused),
+                }
+            }
+            Class::Retry { pause_endpoint } => (retry_after, pause_endpoint),
+        },
+    };
+    if attempt >= limits.max_retries {
+        return Decision::Fail(Stop::GaveUp);
+    }
+    Decision::Retry {
+        after: retry_after.unwrap_or_else(|| backoff(attempt, jitter())),
+        pause,
     }
 }
 
@@ -109,6 +201,87 @@ mod tests {
             assert_eq!(classify(s), Class::ClientError, "{s}");
         }
         assert!(splits_batch(413) && splits_batch(400) && splits_batch(422) && !splits_batch(404));
+    }
+
+    const LIMITS: Limits = Limits {
+        max_retries: 2,
+        on_client_error: OnClientError::Reject,
+    };
+
+    fn answered(status: u16) -> Outcome {
+        Outcome::Answered {
+            status,
+            retry_after: None,
+        }
+    }
+
+    fn decide_one(outcome: Outcome, attempt: u32, records: usize) -> Decision {
+        decide(outcome, attempt, records, LIMITS, || 0.5)
+    }
+
+    #[test]
+    fn each_answer_comes_to_its_decision() {
+        assert_eq!(decide_one(answered(204), 0, 1), Decision::Deliver);
+        assert_eq!(
+            decide_one(answered(302), 0, 1),
+            Decision::Fail(Stop::Redirect)
+        );
+        assert_eq!(
+            decide_one(answered(403), 0, 1),
+            Decision::Fail(Stop::Unauthorized)
+        );
+        assert_eq!(
+            decide_one(Outcome::TlsRefused, 0, 1),
+            Decision::Fail(Stop::TlsRefused)
+        );
+        assert_eq!(decide_one(answered(422), 0, 1), Decision::Reject);
+        assert_eq!(decide_one(answered(422), 0, 2), Decision::Split);
+        assert_eq!(decide_one(answered(404), 0, 2), Decision::Reject);
+        let fail = Limits {
+            on_client_error: OnClientError::Fail,
+            ..LIMITS
+        };
+        assert_eq!(
+            decide(answered(404), 0, 1, fail, || 0.5),
+            Decision::Fail(Stop::Refused)
+        );
+    }
+
+    #[test]
+    fn retries_wait_then_give_up() {
+        assert_eq!(
+            decide_one(answered(500), 1, 1),
+            Decision::Retry {
+                after: Duration::from_secs(1),
+                pause: false
+            }
+        );
+        assert_eq!(
+            decide_one(Outcome::NoAnswer, 0, 1),
+            Decision::Retry {
+                after: Duration::from_millis(500),
+                pause: false
+            }
+        );
+        let asked = Outcome::Answered {
+            status: 429,
+            retry_after: Some(Duration::from_secs(7)),
+        };
+        assert_eq!(
+            decide(asked, 0, 1, LIMITS, || panic!("no jitter needed")),
+            Decision::Retry {
+                after: Duration::from_secs(7),
+                pause: true
+            }
+        );
+        assert_eq!(
+            decide_one(answered(503), 2, 1),
+            Decision::Fail(Stop::GaveUp)
+        );
+        assert_eq!(
+            decide_one(Outcome::NoAnswer, 2, 1),
+            Decision::Fail(Stop::GaveUp)
+        );
     }
 
     #[test]

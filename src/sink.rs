@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::ack::{Ack, AckWindow, Entry};
 use crate::checkpoint::Checkpointer;
-use crate::delivery::{Deliverer, Job, Settled};
+use crate::delivery::{Deliverer, Job, Notice, Settled};
 use crate::dialect::Event;
 use crate::ordering::Scheduler;
 use crate::output::{Closed, Output};
@@ -123,7 +123,7 @@ impl Sink {
                 }
                 self.checkpointer.settled(entry, ack, &mut messages);
             }
-            messages.extend(deliverer.take_logs());
+            messages.extend(deliverer.take_notices().into_iter().map(Notice::into_log));
             for message in messages.drain(..) {
                 out.emit(&message)?;
             }
@@ -313,7 +313,7 @@ fn apply(
     window: &mut AckWindow<Entry>,
     scheduler: &mut Scheduler<Job>,
 ) -> Result<(), Fatal> {
-    let acks = settled.result?;
+    let acks = settled.result.map_err(Fatal::from)?;
     for (i, job) in settled.jobs.into_iter().enumerate() {
         window.settle(job.seq, acks.get(i));
         if let Some(key) = job.order_key {

@@ -36,7 +36,7 @@ pub fn load_config(raw: &Value) -> Result<Config, ConfigError> {
         );
     }
     problems.extend(
-        crate::headers::static_headers(&config)
+        crate::headers::static_headers(&config, crate::shape::Shape::of(&config))
             .err()
             .map(|e| e.to_string()),
     );

@@ -10,9 +10,11 @@ use crate::checkpoint::valmi::ValmiCheckpoints;
 use crate::checkpoint::Checkpointer;
 use crate::config::Config;
 use crate::delivery::Deliverer;
-use crate::dialect::{airbyte::Airbyte, valmi::Valmi, Dialect, Wire};
+use crate::dialect::{airbyte::Airbyte, valmi::Valmi, Dialect};
+use crate::encoder::Encoder;
 use crate::output::Output;
 use crate::protocol::{log, FailureType, Fatal, Level};
+use crate::shape::Shape;
 use crate::sink::{Ending, Sink};
 use crate::{files, reader, resume, validate};
 
@@ -53,7 +55,7 @@ fn plan(args: &WriteArgs, out: &mut Output) -> Result<Plan, Fatal> {
     let config = validate::load_config(&raw).map_err(|e| config_error(e.to_string()))?;
     out.set_scrubber(crate::redact::Scrubber::new(config.secrets()));
     let catalog = files::read_json(&args.catalog, "catalog").map_err(config_error)?;
-    let wire = Wire::new(config.method, config.url.to_string());
+    let encoder = Encoder::new(Shape::of(&config), config.url.url().clone());
     let (dialect, checkpointer, dialect_name) = match &args.destination_catalog {
         Some(path) => {
             let destination =
@@ -72,7 +74,7 @@ fn plan(args: &WriteArgs, out: &mut Output) -> Result<Plan, Fatal> {
                 resume.chunk_id,
                 resume.last_row_num,
             );
-            let dialect = Valmi::new(wire, valmi, config.run_scope(), resume.last_row_num);
+            let dialect = Valmi::new(encoder, valmi, config.run_scope(), resume.last_row_num);
             (
                 Dialect::Valmi(dialect),
                 Checkpointer::Valmi(checkpoints),
@@ -83,7 +85,7 @@ fn plan(args: &WriteArgs, out: &mut Output) -> Result<Plan, Fatal> {
             let streams =
                 catalog::parse_airbyte(&catalog).map_err(|e| config_error(e.to_string()))?;
             (
-                Dialect::Airbyte(Airbyte::new(wire, streams)),
+                Dialect::Airbyte(Airbyte::new(encoder, streams)),
                 Checkpointer::Airbyte(AirbyteCheckpoints::default()),
                 "Airbyte",
             )
@@ -123,16 +125,12 @@ pub fn run(args: &WriteArgs, out: &mut Output) -> Result<Ending, crate::output::
             )))
         }
     };
-    let batch_size = if plan.config.method == crate::config::Method::Get {
-        1
-    } else {
-        plan.config.batch_size as usize
-    };
+    let batch_size = Shape::of(&plan.config).batch_size(plan.config.batch_size);
     let sink = Sink {
         deliverer,
         checkpointer: plan.checkpointer,
         concurrency: plan.config.concurrency.max(1) as usize,
-        batch_size: batch_size.max(1),
+        batch_size,
         grace: plan.config.timeout(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -5,16 +5,18 @@
 #![no_main]
 
 use destination_webhook::catalog::{AirbyteStream, MappingEntry, ValmiCatalog};
-use destination_webhook::config::Method;
-use destination_webhook::dialect::{airbyte::Airbyte, valmi::Valmi, Dialect, Wire};
+use destination_webhook::dialect::{airbyte::Airbyte, valmi::Valmi, Dialect};
+use destination_webhook::encoder::Encoder;
+use destination_webhook::endpoint::Endpoint;
+use destination_webhook::shape::Shape;
 use destination_webhook::protocol::{parse_line, Parsed, RawObject};
 use serde_json::value::RawValue;
 use libfuzzer_sys::fuzz_target;
 
 fn dialects() -> Vec<Dialect> {
     let mut out = Vec::new();
-    for method in [Method::Post, Method::Get] {
-        let wire = || Wire::new(method, "http://127.0.0.1:1/hook?x=1".into());
+    for shape in [Shape::Json { batched: false, gzip: false }, Shape::Query] {
+        let wire = || Encoder::new(shape, Endpoint::parse("http://127.0.0.1:1/hook?x=1").unwrap().url().clone());
         let catalog = ValmiCatalog {
             sync_mode: "mirror".into(),
             mapping: vec![MappingEntry { stream: "id".into(), sink: "id".into() }, MappingEntry { stream: "a".into(), sink: "b".into() }],

@@ -8,8 +8,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{hash_key, Event, RecordLabel, RecordMeta, Request, Scope, Wire};
+use super::{hash_key, Event, RecordLabel, RecordMeta, Request, Scope};
 use crate::catalog::{mode_needs_order, AirbyteStream};
+use crate::encoder::Encoder;
 use crate::envelope::Envelope;
 use crate::idempotency;
 use crate::protocol::{InputRecord, RawObject};
@@ -23,7 +24,7 @@ struct Stream {
 }
 
 pub struct Airbyte {
-    wire: Wire,
+    encoder: Encoder,
     streams: Vec<Stream>,
     /// name → (namespace, stream id) of each stream seen with that name; ids past the
     /// catalog's are streams it does not list. Keyed by name alone so a record's descriptor is
@@ -36,9 +37,9 @@ pub struct Airbyte {
 }
 
 impl Airbyte {
-    pub fn new(wire: Wire, catalog: Vec<AirbyteStream>) -> Self {
+    pub fn new(encoder: Encoder, catalog: Vec<AirbyteStream>) -> Self {
         let mut this = Airbyte {
-            wire,
+            encoder,
             streams: Vec::new(),
             ids: HashMap::new(),
             next_unknown: catalog.len() as u32,
@@ -111,10 +112,12 @@ impl Airbyte {
             return;
         };
         let meta = RecordMeta::new(label, stream.label.clone(), id, None);
-        out.push(match request(&mut self.wire, stream, id, record, label) {
-            Ok((request, order_key)) => meta.send(request, order_key),
-            Err(reason) => meta.refused(reason),
-        });
+        out.push(
+            match request(&mut self.encoder, stream, id, record, label) {
+                Ok((request, order_key)) => meta.send(request, order_key),
+                Err(reason) => meta.refused(reason),
+            },
+        );
     }
 
     pub fn state_scope(&mut self, state: &RawValue) -> Scope {
@@ -150,7 +153,7 @@ impl Airbyte {
 
 /// The record's request and ordering key.
 fn request(
-    wire: &mut Wire,
+    encoder: &mut Encoder,
     stream: &Stream,
     id: u32,
     record: &InputRecord,
@@ -169,7 +172,7 @@ fn request(
         stream: Some(&stream.label),
         payload: record.data,
     };
-    let body = wire.body(envelope, record.data.get().len(), || {
+    let payload = encoder.encode(envelope, record.data.get().len(), || {
         serde_json::from_str(record.data.get())
     })?;
     let order_key = match &primary_key {
@@ -183,8 +186,8 @@ fn request(
         record.data.get().as_bytes(),
     );
     let request = Request {
-        body,
-        idempotency_key: wire.key_header(idempotency_key),
+        payload,
+        idempotency_key: encoder.key_header(idempotency_key),
         label,
     };
     Ok((request, order_key))

@@ -1,5 +1,6 @@
-//! Turning an input record into what is sent: the payload (Valmi mapping or Airbyte data), the
-//! envelope or GET query, the ordering key and the idempotency key. Runs on the reader thread,
+//! Turning an input record into what is sent: the payload (Valmi mapping or Airbyte data) in
+//! its envelope (through the [`Encoder`](crate::encoder::Encoder)), the ordering key and the
+//! idempotency key. Runs on the reader thread,
 //! off the delivery loop.
 
 pub mod airbyte;
@@ -10,18 +11,13 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use reqwest::header::HeaderValue;
 use serde_json::value::RawValue;
 
-use crate::config::Method;
-use crate::envelope::{Envelope, Payload};
-use crate::flatten;
 use crate::protocol::InputRecord;
 use crate::rejection::Rejection;
-
-/// URLs longer than this are refused by many servers or silently truncated.
-pub const MAX_GET_URL: usize = 16 * 1024;
+use crate::shape::Payload;
 
 /// How a record is named in messages: by Valmi row number when it has one, else by position.
 #[derive(Clone, Copy, Debug)]
@@ -74,7 +70,7 @@ impl RecordMeta {
 
     /// The record as sent: the window holds its request body too.
     fn send(mut self, request: Request, order_key: Option<u64>) -> Event {
-        self.size += request.body.len();
+        self.size += request.payload.len();
         Event::Record {
             meta: self,
             request,
@@ -86,8 +82,7 @@ impl RecordMeta {
 /// What the delivery side needs to send a record.
 #[derive(Debug)]
 pub struct Request {
-    /// The envelope JSON, or for GET the query string.
-    pub body: bytes::Bytes,
+    pub payload: Payload,
     /// Ready to send as a header: made here, on the reader thread, in the arena, so sending it
     /// costs the delivery thread neither a check nor an allocation.
     pub idempotency_key: HeaderValue,
@@ -149,84 +144,6 @@ impl Dialect {
             Dialect::Valmi(_) => None,
             Dialect::Airbyte(d) => Some(d.state_scope(state)),
         }
-    }
-}
-
-/// Bytes the arena allocates at a time. Records are written into it back to back and handed
-/// on as slices of it, so a record costs no allocation of its own, and the delivery thread
-/// frees one block per few hundred records instead of one buffer per record.
-const ARENA_BLOCK: usize = 64 * 1024;
-/// Room made for a body beyond its payload's size (the envelope's own fields), so a body is
-/// written in one place and never moved mid-write.
-const ENVELOPE_ROOM: usize = 1024;
-
-/// How records become request bodies: the part both dialects share.
-pub struct Wire {
-    method: Method,
-    url: String,
-    arena: BytesMut,
-}
-
-impl Wire {
-    pub fn new(method: Method, url: String) -> Self {
-        Wire {
-            method,
-            url,
-            arena: BytesMut::with_capacity(ARENA_BLOCK),
-        }
-    }
-
-    /// A copy of `text` that lives as long as the record needs it.
-    pub fn keep(&mut self, text: &str) -> Bytes {
-        self.room(text.len());
-        self.arena.extend_from_slice(text.as_bytes());
-        self.arena.split().freeze()
-    }
-
-    /// The idempotency key as a header value.
-    pub fn key_header(&mut self, key: crate::idempotency::Key) -> HeaderValue {
-        HeaderValue::from_maybe_shared(self.keep(key.as_str()))
-            .expect("idempotency keys are URL-safe base64")
-    }
-
-    /// Makes room for `needed` bytes. A block too small is replaced, never grown: growing a
-    /// block whose records are all gone would keep their bytes in it, so large records would
-    /// grow it again and again.
-    fn room(&mut self, needed: usize) {
-        if self.arena.capacity() < needed {
-            self.arena = BytesMut::with_capacity(needed.max(ARENA_BLOCK));
-        }
-    }
-
-    /// The envelope JSON, or for GET the query string; `Err` (a reason) when a GET record cannot
-    /// be flattened or its URL would be over the limit. `payload_size`: about how long the
-    /// payload's JSON is (the record's data is an upper bound).
-    pub fn body<P: Payload>(
-        &mut self,
-        envelope: Envelope<'_, P>,
-        payload_size: usize,
-        payload_value: impl FnOnce() -> Result<serde_json::Value, serde_json::Error>,
-    ) -> Result<Bytes, Rejection> {
-        if self.method != Method::Get {
-            self.room(payload_size + ENVELOPE_ROOM);
-            envelope.write_json(&mut self.arena);
-            return Ok(self.arena.split().freeze());
-        }
-        let payload = payload_value().map_err(|e| Rejection::NotFlattenable(e.to_string()))?;
-        let query = flatten::envelope_query(
-            &payload,
-            envelope.message_id,
-            envelope.sync_mode,
-            envelope.stream,
-        );
-        let length = self.url.len() + 1 + query.len();
-        if length > MAX_GET_URL {
-            return Err(Rejection::UrlTooLong {
-                length,
-                limit: MAX_GET_URL,
-            });
-        }
-        Ok(Bytes::from(query))
     }
 }
 

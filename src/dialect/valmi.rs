@@ -6,18 +6,19 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use bytes::Bytes;
 use serde_json::value::RawValue;
 
-use super::{hash_key, Event, RecordLabel, RecordMeta, Request, Wire};
+use super::{hash_key, Event, RecordLabel, RecordMeta, Request};
 use crate::catalog::{mode_needs_order, MappingEntry, ValmiCatalog};
+use crate::encoder::Encoder;
 use crate::envelope::{json_name, Envelope, RawFields};
 use crate::idempotency;
 use crate::protocol::{InputRecord, RawObject, Text};
 use crate::rejection::Rejection;
+use crate::shape::Payload;
 
 pub struct Valmi {
-    wire: Wire,
+    encoder: Encoder,
     sync_mode: String,
     /// (source field, sink name as a JSON string literal), in mapping order.
     mapping: Vec<(String, String)>,
@@ -54,13 +55,13 @@ fn op_name(op: &str) -> Cow<'static, str> {
 
 impl Valmi {
     pub fn new(
-        wire: Wire,
+        encoder: Encoder,
         catalog: ValmiCatalog,
         run_scope: Option<String>,
         resume_after_row: Option<u64>,
     ) -> Self {
         Valmi {
-            wire,
+            encoder,
             serialize_all: catalog.id_key.is_none() && mode_needs_order(&catalog.sync_mode),
             sync_mode: catalog.sync_mode,
             mapping: catalog
@@ -97,7 +98,7 @@ impl Valmi {
             message_id,
             row_num: None,
         };
-        let data = self.wire.keep(record.data.get());
+        let data = self.encoder.keep(record.data.get());
         let mut meta = RecordMeta::new(label, self.stream(&record.stream), 0, Some(data));
         let Some(fields) = &record.fields else {
             return meta.refused(Rejection::InvalidData(
@@ -120,7 +121,7 @@ impl Valmi {
                 return Event::AlreadyDelivered;
             }
         }
-        let body = match self.body(fields, valmi_meta_raw, record, message_id) {
+        let payload = match self.body(fields, valmi_meta_raw, record, message_id) {
             Ok(body) => body,
             Err(reason) => return meta.refused(reason),
         };
@@ -133,8 +134,8 @@ impl Valmi {
         let idempotency_key =
             idempotency::valmi(self.run_scope.as_deref(), row, record.data.get().as_bytes());
         let request = Request {
-            body,
-            idempotency_key: self.wire.key_header(idempotency_key),
+            payload,
+            idempotency_key: self.encoder.key_header(idempotency_key),
             label: meta.label,
         };
         meta.send(request, order_key)
@@ -148,7 +149,7 @@ impl Valmi {
         valmi_meta: &RawValue,
         record: &InputRecord,
         message_id: u64,
-    ) -> Result<Bytes, Rejection> {
+    ) -> Result<Payload, Rejection> {
         let mut payload = RawFields(Vec::with_capacity(self.mapping.len() + 1));
         payload.set(r#""_valmi_meta""#, valmi_meta);
         for (source, sink) in &self.mapping {
@@ -162,8 +163,8 @@ impl Valmi {
             stream: None,
             payload: &payload,
         };
-        self.wire
-            .body(envelope, record.data.get().len(), || payload.to_value())
+        self.encoder
+            .encode(envelope, record.data.get().len(), || payload.to_value())
     }
 }
 

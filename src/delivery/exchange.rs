@@ -1,0 +1,202 @@
+//! One attempt: the request built with this attempt's headers (identity, signature), sent, and
+//! its answer read (status, `Retry-After`, `Location`, the start of the body) within the
+//! attempt's deadline. What the answer means is the policy's business, not this file's.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::header::{HeaderValue, CONTENT_ENCODING, LOCATION, RETRY_AFTER};
+
+use crate::headers::{IDEMPOTENCY_KEY, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
+use crate::policy::{self, Outcome};
+use crate::redact::Scrubber;
+use crate::shape::Content;
+use crate::signing::Signer;
+
+/// Bytes of a response body kept for messages; the rest is read and dropped so the connection
+/// can be reused without a hostile endpoint filling memory.
+pub const RESPONSE_KEEP: usize = 64 * 1024;
+/// Headers a usual request carries: its own (idempotency key and id; signature, timestamp and
+/// content encoding when configured) and the client's defaults (user agent, content type, accept,
+/// auth), with room for three configured ones. Reserving up front saves regrowing the map per
+/// request; a request with more configured headers only pays for one regrowth.
+const HEADER_ROOM: usize = 12;
+/// Bytes of a response body quoted in a message.
+const EXCERPT: usize = 200;
+
+/// One request as every attempt sends it.
+pub struct Outgoing {
+    pub content: Content,
+    pub key: HeaderValue,
+}
+
+/// What every attempt of the run sends besides the request's own content, and how long it may
+/// take.
+pub struct Sender {
+    pub client: reqwest::Client,
+    pub method: reqwest::Method,
+    /// Without credentials (they travel as the auth header); also what messages show.
+    pub endpoint: reqwest::Url,
+    pub signer: Option<Signer>,
+    pub content_encoding: Option<HeaderValue>,
+    pub timeout: Duration,
+    pub scrubber: Scrubber,
+}
+
+/// How an attempt ended, with the words for messages: a scrubbed excerpt of the answer's body
+/// (empty for 2xx), or why there was no answer.
+pub struct Exchange {
+    pub outcome: Outcome,
+    pub location: Option<String>,
+    pub text: String,
+}
+
+impl Exchange {
+    /// The answer's status; 0 when there was none.
+    pub fn status(&self) -> u16 {
+        match self.outcome {
+            Outcome::Answered { status, .. } => status,
+            _ => 0,
+        }
+    }
+}
+
+impl Sender {
+    /// One attempt, given up on `timeout` after `started` (the same clock reading the latency
+    /// metric starts from).
+    pub async fn attempt(&self, outgoing: &Outgoing, started: Instant) -> Exchange {
+        let request = self.request(outgoing);
+        let deadline = tokio::time::Instant::from_std(started + self.timeout);
+        match tokio::time::timeout_at(deadline, self.exchange(request)).await {
+            Err(_) => no_answer(format!(
+                "no complete answer within {}s",
+                self.timeout.as_secs_f64()
+            )),
+            Ok(Err(e)) => match crate::tls::explain(&e) {
+                Some(reason) => Exchange {
+                    outcome: Outcome::TlsRefused,
+                    location: None,
+                    text: reason,
+                },
+                None => no_answer(self.scrubber.scrub(&describe_error(&e)).into_owned()),
+            },
+            Ok(Ok(answer)) => answer,
+        }
+    }
+
+    fn request(&self, outgoing: &Outgoing) -> reqwest::Request {
+        let url = outgoing.content.url.as_ref().unwrap_or(&self.endpoint);
+        let mut request = reqwest::Request::new(self.method.clone(), url.clone());
+        // Room for these and the client's default headers, merged in when it is sent, so the
+        // map is allocated once.
+        let headers = request.headers_mut();
+        headers.reserve(HEADER_ROOM);
+        headers.insert(IDEMPOTENCY_KEY, outgoing.key.clone());
+        headers.insert(WEBHOOK_ID, outgoing.key.clone());
+        if let Some(signer) = &self.signer {
+            let timestamp = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            headers.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp));
+            headers.insert(
+                WEBHOOK_SIGNATURE,
+                HeaderValue::try_from(signer.sign(
+                    key_text(&outgoing.key),
+                    timestamp,
+                    &outgoing.content.signed,
+                ))
+                .expect("a signature is base64"),
+            );
+        }
+        if let Some(encoding) = &self.content_encoding {
+            headers.insert(CONTENT_ENCODING, encoding.clone());
+        }
+        if outgoing.content.url.is_none() {
+            *request.body_mut() = Some(outgoing.content.body.clone().into());
+        }
+        request
+    }
+
+    async fn exchange(&self, request: reqwest::Request) -> Result<Exchange, reqwest::Error> {
+        let mut response = self.client.execute(request).await?;
+        let status = response.status().as_u16();
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let retry_after =
+            header(RETRY_AFTER).and_then(|v| policy::retry_after(&v, SystemTime::now()));
+        let location = header(LOCATION);
+        let mut kept = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            let room = RESPONSE_KEEP.saturating_sub(kept.len());
+            kept.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        }
+        let text = if (200..300).contains(&status) {
+            String::new()
+        } else {
+            excerpt(&self.scrubber.scrub(&String::from_utf8_lossy(&kept)))
+        };
+        Ok(Exchange {
+            outcome: Outcome::Answered {
+                status,
+                retry_after,
+            },
+            location,
+            text,
+        })
+    }
+}
+
+fn no_answer(reason: String) -> Exchange {
+    Exchange {
+        outcome: Outcome::NoAnswer,
+        location: None,
+        text: reason,
+    }
+}
+
+/// An idempotency key is URL-safe base64 behind `msg_`, so always visible ASCII.
+pub fn key_text(key: &HeaderValue) -> &str {
+    key.to_str().expect("idempotency keys are URL-safe base64")
+}
+
+/// The start of a response body for a message; the body is scrubbed of secrets before it is
+/// cut, so a cut never leaves part of a secret behind.
+fn excerpt(body: &str) -> String {
+    let mut end = body.len().min(EXCERPT);
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = body[..end].replace(['\n', '\r'], " ");
+    if text.trim().is_empty() {
+        "(empty body)".into()
+    } else if body.len() > end {
+        format!("{text}…")
+    } else {
+        text
+    }
+}
+
+/// A network failure in words, without the URL (it may carry credentials).
+fn describe_error(e: &reqwest::Error) -> String {
+    let mut text = if e.is_connect() {
+        "could not connect".to_string()
+    } else if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_body() || e.is_decode() {
+        "the connection broke while reading the answer".to_string()
+    } else {
+        "the request failed".to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}

@@ -1,0 +1,290 @@
+//! Sending requests: one attempt after another ([`exchange`]) until the [`policy`] settles on
+//! the answer, paced by the endpoint's pauses and the rate limit ([`pacing`]), with batches split
+//! to isolate the records an endpoint refuses. Stops become a [`Failure`]; what is worth telling
+//! on the way becomes a [`Notice`].
+//!
+//! [`policy`]: crate::policy
+
+mod client;
+mod exchange;
+mod notice;
+mod pacing;
+
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderValue;
+
+pub use client::build as build_client;
+pub use exchange::RESPONSE_KEEP;
+pub use notice::Notice;
+
+use crate::ack::{Ack, Acks};
+use crate::config::Config;
+use crate::dialect::Request;
+use crate::failure::Failure;
+use crate::metrics::Metrics;
+use crate::ordering::Group;
+use crate::policy::{self, Decision, Limits, Outcome, Stop};
+use crate::redact::Scrubber;
+use crate::rejection::Rejection;
+use crate::shape::Shape;
+use crate::signing::Signer;
+use exchange::{key_text, Exchange, Outgoing, Sender};
+use pacing::Pacing;
+
+/// A record's request with its place in the write loop's window.
+#[derive(Debug)]
+pub struct Job {
+    pub seq: u64,
+    pub order_key: Option<u64>,
+    pub request: Request,
+}
+
+/// A group of records and what became of them, or why the sync must stop.
+pub struct Settled {
+    pub jobs: Group<Job>,
+    pub result: Result<Acks, Failure>,
+}
+
+/// What a whole request (all its attempts) came to, short of a stop.
+enum Answer {
+    Delivered,
+    Split,
+    Rejected(Rejection),
+}
+
+pub struct Deliverer {
+    sender: Sender,
+    shape: Shape,
+    limits: Limits,
+    pacing: Pacing,
+    /// A dry run: the static headers as it shows them, credentials redacted.
+    dry_run: Option<String>,
+    notices: RefCell<Vec<Notice>>,
+    pub metrics: Metrics,
+}
+
+impl Deliverer {
+    pub fn new(config: &Config, dry_run: bool) -> Result<Self, String> {
+        let shape = Shape::of(config);
+        let shown_headers = crate::headers::static_headers(config, shape)
+            .map(|headers| crate::headers::shown(&headers))
+            .map_err(|e| e.to_string())?;
+        let sender = Sender {
+            client: build_client(config, shape)?,
+            method: reqwest::Method::from_bytes(config.method.as_str().as_bytes())
+                .expect("known method"),
+            endpoint: config.url.url().clone(),
+            signer: config.signing_secret.as_deref().map(Signer::new),
+            content_encoding: shape.content_encoding(),
+            timeout: config.timeout(),
+            scrubber: Scrubber::new(config.secrets()),
+        };
+        Ok(Deliverer {
+            sender,
+            shape,
+            limits: Limits {
+                max_retries: config.max_retries(),
+                on_client_error: config.on_client_error,
+            },
+            pacing: Pacing::new(config.rate_limit_per_second),
+            dry_run: dry_run.then_some(shown_headers),
+            notices: RefCell::new(Vec::new()),
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// What happened since the last call that is worth a LOG line.
+    pub fn take_notices(&self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices.borrow_mut())
+    }
+
+    /// When the endpoint asked everyone to wait (429/503), until when.
+    pub fn paused_until(&self) -> Option<Instant> {
+        self.pacing.paused_until()
+    }
+
+    pub async fn deliver(&self, jobs: Group<Job>) -> Settled {
+        let result = self.deliver_group(&jobs).await;
+        Settled { jobs, result }
+    }
+
+    /// Only a split batch recurses, so only a split batch pays for boxing its halves.
+    async fn deliver_group(&self, jobs: &[Job]) -> Result<Acks, Failure> {
+        match self.send(jobs).await? {
+            Answer::Delivered => Ok(Acks::All(Ack::Delivered)),
+            Answer::Rejected(reason) => Ok(Acks::All(Ack::Rejected(reason))),
+            Answer::Split => {
+                let (left, right) = jobs.split_at(jobs.len() / 2);
+                let mut acks = Box::pin(self.deliver_group(left))
+                    .await?
+                    .into_vec(left.len());
+                acks.extend(
+                    Box::pin(self.deliver_group(right))
+                        .await?
+                        .into_vec(right.len()),
+                );
+                Ok(Acks::Each(acks))
+            }
+        }
+    }
+
+    /// Everything an attempt sends, built once per request and reused by its retries.
+    fn outgoing(&self, jobs: &[Job]) -> Outgoing {
+        let content = self.shape.content(jobs.iter().map(|j| &j.request.payload));
+        let key = match (jobs, self.shape) {
+            ([job], Shape::Json { batched: false, .. } | Shape::Query) => {
+                job.request.idempotency_key.clone()
+            }
+            _ => {
+                let key = crate::idempotency::batch(
+                    jobs.iter().map(|j| j.request.idempotency_key.as_bytes()),
+                );
+                HeaderValue::from_str(key.as_str()).expect("idempotency keys are URL-safe base64")
+            }
+        };
+        Outgoing { content, key }
+    }
+
+    /// Attempts until the policy settles; only the mechanics are here.
+    async fn send(&self, jobs: &[Job]) -> Result<Answer, Failure> {
+        let outgoing = self.outgoing(jobs);
+        if let Some(headers) = &self.dry_run {
+            self.show(&outgoing, headers);
+            return Ok(Answer::Delivered);
+        }
+        let mut attempt = 0u32;
+        loop {
+            self.pacing.wait_turn().await;
+            let started = Instant::now();
+            let exchange = self.sender.attempt(&outgoing, started).await;
+            self.metrics.record_request(started.elapsed());
+            let decision = policy::decide(
+                exchange.outcome,
+                attempt,
+                jobs.len(),
+                self.limits,
+                rand::random::<f64>,
+            );
+            match decision {
+                Decision::Deliver => return Ok(Answer::Delivered),
+                Decision::Split => return Ok(Answer::Split),
+                Decision::Reject => return Ok(Answer::Rejected(refusal(exchange))),
+                Decision::Fail(stop) => return Err(self.failure(stop, exchange, jobs, attempt)),
+                Decision::Retry { after, pause } => {
+                    self.retry_later(after, pause, jobs, attempt, exchange)
+                        .await
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Waits before the next attempt, pausing the whole endpoint when the answer asked for it.
+    async fn retry_later(
+        &self,
+        after: Duration,
+        pause: bool,
+        jobs: &[Job],
+        attempt: u32,
+        exchange: Exchange,
+    ) {
+        if pause {
+            self.pacing.pause(after);
+        }
+        self.metrics.record_retry();
+        self.notices.borrow_mut().push(Notice::Retrying {
+            label: jobs[0].request.label,
+            after,
+            attempt: attempt + 2,
+            attempts: self.limits.max_retries + 1,
+            reason: reason(&exchange),
+        });
+        tokio::time::sleep(after).await;
+    }
+
+    /// Why the sync stops, in the words of its TRACE.
+    fn failure(&self, stop: Stop, exchange: Exchange, jobs: &[Job], attempt: u32) -> Failure {
+        let endpoint = self.sender.endpoint.to_string();
+        let label = jobs[0].request.label;
+        let status = exchange.status();
+        match stop {
+            Stop::Redirect => Failure::Redirect {
+                to: self.redirect_target(exchange.location),
+                endpoint,
+                status,
+                label,
+            },
+            Stop::Unauthorized => Failure::Unauthorized {
+                endpoint,
+                status,
+                label,
+                excerpt: exchange.text,
+            },
+            Stop::TlsRefused => Failure::TlsRefused {
+                endpoint,
+                label,
+                reason: exchange.text,
+            },
+            Stop::GaveUp => Failure::GaveUp {
+                endpoint,
+                label,
+                attempts: attempt + 1,
+                max_retries: self.limits.max_retries,
+                reason: reason(&exchange),
+            },
+            Stop::Refused => Failure::Refused {
+                endpoint,
+                status,
+                label,
+                records: jobs.len(),
+                excerpt: exchange.text,
+            },
+        }
+    }
+
+    /// A redirect's `Location` as it may be printed: absolute, without credentials.
+    fn redirect_target(&self, location: Option<String>) -> String {
+        location
+            .map(|l| match self.sender.endpoint.join(&l) {
+                Ok(absolute) => crate::redact::url_without_credentials(absolute.as_str()),
+                Err(_) => format!("{l:?} (not a valid URL)"),
+            })
+            .unwrap_or_else(|| "nowhere (no Location header)".into())
+    }
+
+    fn show(&self, outgoing: &Outgoing, headers: &str) {
+        let url = outgoing
+            .content
+            .url
+            .as_ref()
+            .unwrap_or(&self.sender.endpoint);
+        let scrub = |text: &str| self.sender.scrubber.scrub(text).into_owned();
+        self.notices.borrow_mut().push(Notice::DryRun {
+            method: self.sender.method.clone(),
+            url: scrub(&crate::redact::url_without_credentials(url.as_str())),
+            headers: headers.to_string(),
+            key: key_text(&outgoing.key).to_string(),
+            signed: self.sender.signer.is_some(),
+            gzip: self.sender.content_encoding.is_some(),
+            body: scrub(&String::from_utf8_lossy(&outgoing.content.signed)),
+        });
+    }
+}
+
+/// An endpoint's refusal of the records, as their rejection.
+fn refusal(exchange: Exchange) -> Rejection {
+    Rejection::Refused {
+        status: exchange.status(),
+        excerpt: exchange.text,
+    }
+}
+
+/// What went wrong with an attempt worth retrying, in words.
+fn reason(exchange: &Exchange) -> String {
+    match exchange.outcome {
+        Outcome::Answered { status, .. } => format!("HTTP {status} {}", exchange.text),
+        _ => exchange.text.clone(),
+    }
+}

@@ -1,0 +1,78 @@
+//! Why delivery stops a sync, as one error type: each variant carries what its message needs,
+//! and becomes the protocol's TRACE ERROR in one place ([`Fatal::from`]).
+
+use crate::dialect::RecordLabel;
+use crate::protocol::{FailureType, Fatal};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("{endpoint} answered HTTP {status} to {label}, redirecting to {to}; redirects are not followed (a POST would turn into a GET, credentials would travel): set url to the final address")]
+    Redirect {
+        endpoint: String,
+        status: u16,
+        label: RecordLabel,
+        /// Where to, as it may be printed.
+        to: String,
+    },
+    #[error("{endpoint} refused the credentials with HTTP {status} for {label}: check auth and headers. Response: {excerpt}")]
+    Unauthorized {
+        endpoint: String,
+        status: u16,
+        label: RecordLabel,
+        excerpt: String,
+    },
+    #[error("{endpoint}: {reason}")]
+    TlsRefused {
+        endpoint: String,
+        label: RecordLabel,
+        reason: String,
+    },
+    #[error("gave up on {label} after {attempts} attempts to {endpoint}: {}", .reason.trim())]
+    GaveUp {
+        endpoint: String,
+        label: RecordLabel,
+        attempts: u32,
+        max_retries: u32,
+        reason: String,
+    },
+    #[error("{label} was refused by {endpoint} with HTTP {status} (on_client_error is \"fail\"): {excerpt}")]
+    Refused {
+        endpoint: String,
+        status: u16,
+        label: RecordLabel,
+        records: usize,
+        excerpt: String,
+    },
+}
+
+impl Failure {
+    fn failure_type(&self) -> FailureType {
+        match self {
+            Failure::GaveUp { .. } => FailureType::TransientError,
+            _ => FailureType::ConfigError,
+        }
+    }
+
+    /// The TRACE's `internal_message`: the figures behind the message.
+    fn internal(&self) -> String {
+        match self {
+            Failure::Redirect { label, status, .. } => format!("{label} status={status}"),
+            Failure::Unauthorized { status, .. } => format!("status={status}"),
+            Failure::TlsRefused { label, .. } => label.to_string(),
+            Failure::GaveUp { max_retries, .. } => format!("max_retries={max_retries}"),
+            Failure::Refused {
+                status, records, ..
+            } => format!("status={status} records={records}"),
+        }
+    }
+}
+
+impl From<Failure> for Fatal {
+    fn from(failure: Failure) -> Self {
+        Fatal::new(
+            failure.failure_type(),
+            failure.to_string(),
+            failure.internal(),
+        )
+    }
+}

@@ -1,0 +1,195 @@
+//! The request's shape, decided once from the config: a record travels in a GET's query, or in a
+//! JSON body (alone or in a batch array, gzip-compressed or not). Every other stage asks the shape
+//! instead of looking at the method, so what GET means is written here and in
+//! [`encoder`](crate::encoder) (which builds its URL), nowhere else. Modelled on Vector's
+//! `ValidatedHttp`, where content type and encoding are resolved once at validation.
+
+use bytes::Bytes;
+use reqwest::header::HeaderValue;
+use url::Url;
+
+use crate::config::{Compression, Config, Method};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// GET: the envelope flattened into the URL's query; one record per request, no body.
+    Query,
+    /// POST/PUT/PATCH: the envelope as the JSON body; `batched` sends an array (even of one),
+    /// `gzip` compresses it.
+    Json { batched: bool, gzip: bool },
+}
+
+/// One record as it is sent.
+#[derive(Debug)]
+pub enum Payload {
+    /// The envelope's JSON text.
+    Json(Bytes),
+    /// The endpoint with the record's query appended.
+    Query(Url),
+}
+
+impl Payload {
+    /// Bytes it holds.
+    pub fn len(&self) -> usize {
+        match self {
+            Payload::Json(body) => body.len(),
+            Payload::Query(url) => url.as_str().len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What one request carries, built once and sent by every attempt.
+pub struct Content {
+    /// GET: the endpoint with the record's query; other shapes go to the endpoint.
+    pub url: Option<Url>,
+    /// The bytes on the wire (gzip-compressed when configured).
+    pub body: Bytes,
+    /// The bytes the signature covers and a dry run shows: the uncompressed body (a receiver
+    /// verifies the body its framework hands it, which is decompressed); empty for GET.
+    pub signed: Bytes,
+}
+
+impl Shape {
+    pub fn of(config: &Config) -> Shape {
+        match config.method {
+            Method::Get => Shape::Query,
+            _ => Shape::Json {
+                batched: config.batch_size > 1,
+                gzip: config.compression == Compression::Gzip,
+            },
+        }
+    }
+
+    /// Records per request: a GET carries one.
+    pub fn batch_size(self, configured: u32) -> usize {
+        match self {
+            Shape::Query => 1,
+            Shape::Json { .. } => configured.max(1) as usize,
+        }
+    }
+
+    /// The Content-Type every request says, if it has a body.
+    pub fn content_type(self) -> Option<HeaderValue> {
+        matches!(self, Shape::Json { .. }).then(|| HeaderValue::from_static("application/json"))
+    }
+
+    /// The Content-Encoding every request says, if its body is compressed.
+    pub fn content_encoding(self) -> Option<HeaderValue> {
+        matches!(self, Shape::Json { gzip: true, .. }).then(|| HeaderValue::from_static("gzip"))
+    }
+
+    /// The request for a group of records (in input order): one envelope, or an array of them
+    /// when batching (even of one: a receiver expecting arrays gets arrays); GET carries its
+    /// record's URL.
+    pub fn content<'a>(self, mut payloads: impl ExactSizeIterator<Item = &'a Payload>) -> Content {
+        let signed = match (self, payloads.len()) {
+            (Shape::Json { batched: false, .. }, 1) | (Shape::Query, _) => match payloads.next() {
+                Some(Payload::Query(url)) => {
+                    return Content {
+                        url: Some(url.clone()),
+                        body: Bytes::new(),
+                        signed: Bytes::new(),
+                    }
+                }
+                Some(Payload::Json(body)) => body.clone(),
+                None => Bytes::new(),
+            },
+            (Shape::Json { .. }, _) => Bytes::from(batch_body(payloads)),
+        };
+        let body = match self {
+            Shape::Json { gzip: true, .. } => gzip(&signed),
+            _ => signed.clone(),
+        };
+        Content {
+            url: None,
+            body,
+            signed,
+        }
+    }
+}
+
+/// A batch body: the envelopes (already serialised) as one JSON array, in input order.
+fn batch_body<'a>(payloads: impl Iterator<Item = &'a Payload>) -> Vec<u8> {
+    let mut body = Vec::with_capacity(4096);
+    body.push(b'[');
+    for (i, payload) in payloads.enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        if let Payload::Json(envelope) = payload {
+            body.extend_from_slice(envelope);
+        }
+    }
+    body.push(b']');
+    body
+}
+
+fn gzip(body: &[u8]) -> Bytes {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 2),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(body).expect("writing to memory");
+    Bytes::from(encoder.finish().expect("writing to memory"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(text: &str) -> Payload {
+        Payload::Json(Bytes::from(text.to_string()))
+    }
+
+    #[test]
+    fn get_is_one_record_without_a_body() {
+        let config: Config =
+            serde_json::from_value(serde_json::json!({"url": "http://h/x", "method": "GET",
+                "batch_size": 50, "compression": "gzip"}))
+            .unwrap();
+        let shape = Shape::of(&config);
+        assert_eq!(shape, Shape::Query);
+        assert_eq!(shape.batch_size(50), 1);
+        assert!(shape.content_type().is_none() && shape.content_encoding().is_none());
+        let url = Url::parse("http://h/x?a=1").unwrap();
+        let content = shape.content([Payload::Query(url.clone())].iter());
+        assert_eq!(content.url, Some(url));
+        assert!(content.body.is_empty() && content.signed.is_empty());
+    }
+
+    #[test]
+    fn json_bodies_alone_or_as_an_array() {
+        let single = Shape::Json {
+            batched: false,
+            gzip: false,
+        };
+        let content = single.content([json(r#"{"a":1}"#)].iter());
+        assert_eq!(&content.body[..], br#"{"a":1}"#);
+        assert!(content.url.is_none());
+        let batched = Shape::Json {
+            batched: true,
+            gzip: false,
+        };
+        let content = batched.content([json("1")].iter());
+        assert_eq!(&content.body[..], b"[1]");
+        let content = batched.content([json("1"), json("2")].iter());
+        assert_eq!(&content.body[..], b"[1,2]");
+    }
+
+    #[test]
+    fn gzip_is_signed_uncompressed() {
+        let shape = Shape::Json {
+            batched: false,
+            gzip: true,
+        };
+        let content = shape.content([json(r#"{"a":1}"#)].iter());
+        assert_eq!(&content.signed[..], br#"{"a":1}"#);
+        assert_eq!(&content.body[..2], &[0x1f, 0x8b]);
+        assert_eq!(shape.content_encoding().unwrap(), "gzip");
+    }
+}
