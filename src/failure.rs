@@ -6,6 +6,10 @@ use crate::protocol::{FailureType, Fatal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
+    /// Not sent: the sync was stopped by a signal before the request left. Its records stay
+    /// unsettled; the signal is what the TRACE reports.
+    #[error("not sent: the sync was stopped first")]
+    Unsent,
     #[error("{endpoint} answered HTTP {status} to {label}, redirecting to {to}; redirects are not followed (a POST would turn into a GET, credentials would travel): set url to the final address")]
     Redirect {
         endpoint: String,
@@ -56,6 +60,7 @@ impl Failure {
     /// The TRACE's `internal_message`: the figures behind the message.
     fn internal(&self) -> String {
         match self {
+            Failure::Unsent => String::new(),
             Failure::Redirect { label, status, .. } => format!("{label} status={status}"),
             Failure::Unauthorized { status, .. } => format!("status={status}"),
             Failure::TlsRefused { label, .. } => label.to_string(),

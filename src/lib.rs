@@ -33,6 +33,7 @@ pub mod redact;
 pub mod rejection;
 pub mod resume;
 pub mod shape;
+pub mod signals;
 pub mod signing;
 pub mod sink;
 pub mod spec;

@@ -7,21 +7,24 @@
 //! is only read while the window has room (which is what bounds memory) and few records are
 //! ready to go (which keeps them in cache).
 
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
+use tokio::time::Sleep;
 
-use crate::ack::{Ack, AckWindow, Entry};
+use crate::ack::{Ack, AckWindow, Acks, Entry};
 use crate::checkpoint::Checkpointer;
 use crate::delivery::{Deliverer, Job, Notice, Settled};
 use crate::dialect::Event;
-use crate::ordering::Scheduler;
+use crate::failure::Failure;
+use crate::ordering::{Group, Scheduler};
 use crate::output::{Closed, Output};
 use crate::progress::{LiveLine, Progress, Snapshot, INTERVAL, LIVE_INTERVAL};
 use crate::protocol::{log, FailureType, Fatal, Level, Message};
+use crate::signals::{Caught, Signals};
 
 pub struct Sink {
     pub deliverer: Deliverer,
@@ -51,7 +54,7 @@ impl Ending {
 
 enum Stop {
     Fatal(Fatal),
-    Signal(&'static str),
+    Signal(Caught),
 }
 
 /// Bytes the window may hold (bodies and data of records not yet out of the settled prefix)
@@ -64,177 +67,291 @@ const WINDOW_BYTES: usize = 64 * 1024 * 1024;
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
 
 impl Sink {
-    /// Records admitted but not yet out of the settled prefix, at most.
-    fn window_cap(&self) -> usize {
-        (self.concurrency * self.batch_size * 4).clamp(1024, 100_000)
-    }
-
-    /// Ready records beyond which no more input is taken. The window's room is for going on past
-    /// a slow request, not for queueing: a record sent soon after the reader parsed it is still
-    /// in cache, which on a fast endpoint is measurably more throughput (BENCHMARKS.md, round 4).
-    fn read_ahead(&self) -> usize {
-        self.concurrency * self.batch_size * 2
-    }
-
     pub async fn run(
-        mut self,
+        self,
         mut input: mpsc::Receiver<Vec<Event>>,
+        signals: &Signals,
         out: &mut Output,
     ) -> Result<Ending, Closed> {
-        let mut window: AckWindow<Entry> = AckWindow::default();
-        let mut window_bytes = 0usize;
-        let mut scheduler: Scheduler<Job> = Scheduler::default();
+        let Sink {
+            deliverer,
+            checkpointer,
+            concurrency,
+            batch_size,
+            grace,
+        } = self;
+        let deliverer = &deliverer;
+        let mut turn = Loop::new(deliverer, checkpointer, concurrency, batch_size, grace);
         let mut in_flight = FuturesUnordered::new();
-        let mut progress = Progress::default();
-        let mut messages: Vec<Message> = Vec::new();
-        let mut input_open = true;
-        let mut stop: Option<Stop> = None;
-        // Both timers live for the whole loop and are re-armed, not rebuilt on every turn: a
-        // fresh timer per turn is a timer-wheel registration per finished request.
-        let deadline = tokio::time::sleep(Duration::from_secs(86_400 * 365));
-        tokio::pin!(deadline);
-        // Due when the stdout buffer may wait no longer: FLUSH_EVERY after the last flush.
-        let flush_timer = tokio::time::sleep(FLUSH_EVERY);
-        tokio::pin!(flush_timer);
-        let mut sigterm = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-        let mut sigint = signal(SignalKind::interrupt()).expect("install SIGINT handler");
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
         let live = LiveLine::for_stderr();
         let mut live_ticker = tokio::time::interval(LIVE_INTERVAL);
-        let window_cap = self.window_cap();
-        let read_ahead = self.read_ahead();
-        let deliverer = &self.deliverer;
 
         loop {
-            if stop.is_none() {
-                while in_flight.len() < self.concurrency {
-                    let partial_ok =
-                        !input_open || in_flight.is_empty() || window.len() >= window_cap;
-                    let Some(jobs) = scheduler.take(self.batch_size, partial_ok) else {
-                        break;
-                    };
-                    in_flight.push(deliverer.deliver(jobs));
-                }
-            }
-            while let Some((entry, ack)) = window.pop_settled() {
-                window_bytes -= entry.size();
-                if let Entry::Record(_) = entry {
-                    progress.settled(&ack);
-                }
-                self.checkpointer.settled(entry, ack, &mut messages);
-            }
-            messages.extend(deliverer.take_notices().into_iter().map(Notice::into_log));
-            for message in messages.drain(..) {
-                out.emit(&message)?;
-            }
-            if out.is_dirty()
-                && (in_flight.is_empty() || flush_timer.deadline() <= tokio::time::Instant::now())
-            {
-                out.flush()?;
-                flush_timer
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + FLUSH_EVERY);
-            }
-
-            if stop.is_none() && !input_open && window.is_empty() {
+            turn.heed(signals);
+            turn.launch(&mut in_flight, |jobs| deliverer.deliver(jobs, signals));
+            turn.checkpoint(out)?;
+            turn.flush(out, in_flight.is_empty())?;
+            if turn.is_done(in_flight.is_empty()) {
                 break;
             }
-            if stop.is_some() && in_flight.is_empty() {
-                break;
-            }
-            let reading = input_open
-                && stop.is_none()
-                && window.len() < window_cap
-                && window_bytes < WINDOW_BYTES
-                && scheduler.ready_len() < read_ahead;
+            // Branches are polled in random order (tokio's default): each one only records what
+            // happened, and the next turn's steps above act on all of it in a fixed order, so no
+            // branch needs to win. Fairness keeps a flood of answers from starving input and
+            // signals, and the reverse.
             tokio::select! {
                 Some(settled) = in_flight.next(), if !in_flight.is_empty() => {
                     // Every request that has finished by now is settled in this one turn, so
                     // the bookkeeping above runs once per wake-up, not once per request.
                     let mut next = Some(settled);
                     while let Some(settled) = next {
-                        if let Err(fatal) = apply(settled, &mut window, &mut scheduler) {
-                            if stop.is_none() {
-                                stop = Some(Stop::Fatal(fatal));
-                                deadline.as_mut().reset(tokio::time::Instant::now() + self.grace);
-                            }
-                        }
+                        turn.settle(settled);
                         next = in_flight.next().now_or_never().flatten();
                     }
                 }
-                events = input.recv(), if reading => match events {
-                    Some(events) => {
-                        for event in events {
-                            match admit(event, &mut window, &mut scheduler, &mut progress, &mut messages) {
-                                Ok(bytes) => window_bytes += bytes,
-                                Err(fatal) => {
-                                    stop = Some(Stop::Fatal(fatal));
-                                    deadline.as_mut().reset(tokio::time::Instant::now() + self.grace);
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    None => input_open = false,
+                events = input.recv(), if turn.is_reading() => match events {
+                    Some(events) => turn.admit(events),
+                    None => turn.input_open = false,
                 },
-                _ = sigterm.recv(), if stop.is_none() => {
-                    stop = Some(Stop::Signal("SIGTERM"));
-                    deadline.as_mut().reset(tokio::time::Instant::now() + self.grace);
-                }
-                _ = sigint.recv(), if stop.is_none() => {
-                    stop = Some(Stop::Signal("SIGINT"));
-                    deadline.as_mut().reset(tokio::time::Instant::now() + self.grace);
-                }
-                _ = ticker.tick() => {
-                    let now = snapshot(deliverer, in_flight.len(), window.len());
-                    messages.push(progress.tick(&deliverer.metrics, now));
-                }
-                _ = live_ticker.tick(), if live.is_shown() => {
-                    progress.redraw(&live, &deliverer.metrics, snapshot(deliverer, in_flight.len(), window.len()));
-                }
+                caught = signals.wait(), if turn.stop.is_none() => turn.stop(Stop::Signal(caught)),
+                _ = ticker.tick() => turn.report(in_flight.len()),
+                _ = live_ticker.tick(), if live.is_shown() => turn.redraw(&live, in_flight.len()),
                 // Only wakes the loop: the flush at its top sees the timer due.
-                _ = &mut flush_timer, if out.is_dirty() => {}
-                _ = &mut deadline, if stop.is_some() => break,
+                _ = &mut turn.flush_timer, if out.is_dirty() => {}
+                _ = &mut turn.deadline, if turn.stop.is_some() => break,
             }
         }
+        turn.end(in_flight.len(), out)
+    }
+}
 
-        if progress.already_delivered > 0 {
-            messages.push(log(Level::Info, &format!(
+/// The write loop's state from one turn to the next. Each step of a turn is one method.
+struct Loop<'d> {
+    deliverer: &'d Deliverer,
+    checkpointer: Checkpointer,
+    concurrency: usize,
+    batch_size: usize,
+    grace: Duration,
+    window: AckWindow<Entry>,
+    /// Bytes the window holds (see [`WINDOW_BYTES`]).
+    window_bytes: usize,
+    /// Records admitted but not yet out of the settled prefix, at most.
+    window_cap: usize,
+    /// Ready records beyond which no more input is taken. The window's room is for going on past
+    /// a slow request, not for queueing: a record sent soon after the reader parsed it is still
+    /// in cache, which on a fast endpoint is measurably more throughput (BENCHMARKS.md, round 4).
+    read_ahead: usize,
+    scheduler: Scheduler<Job>,
+    progress: Progress,
+    /// Messages for stdout, in order, written at the next checkpoint step.
+    messages: Vec<Message>,
+    input_open: bool,
+    stop: Option<Stop>,
+    // Both timers live for the whole loop and are re-armed, not rebuilt on every turn: a fresh
+    // timer per turn is a timer-wheel registration per finished request.
+    /// Due when the in-flight requests of a stopped sync may settle no longer.
+    deadline: Pin<Box<Sleep>>,
+    /// Due when the stdout buffer may wait no longer: FLUSH_EVERY after the last flush.
+    flush_timer: Pin<Box<Sleep>>,
+}
+
+impl<'d> Loop<'d> {
+    fn new(
+        deliverer: &'d Deliverer,
+        checkpointer: Checkpointer,
+        concurrency: usize,
+        batch_size: usize,
+        grace: Duration,
+    ) -> Self {
+        Loop {
+            deliverer,
+            checkpointer,
+            concurrency,
+            batch_size,
+            grace,
+            window: AckWindow::default(),
+            window_bytes: 0,
+            window_cap: (concurrency * batch_size * 4).clamp(1024, 100_000),
+            read_ahead: concurrency * batch_size * 2,
+            scheduler: Scheduler::default(),
+            progress: Progress::default(),
+            messages: Vec::new(),
+            input_open: true,
+            stop: None,
+            deadline: Box::pin(tokio::time::sleep(Duration::from_secs(86_400 * 365))),
+            flush_timer: Box::pin(tokio::time::sleep(FLUSH_EVERY)),
+        }
+    }
+
+    /// The sync stops: no new request starts, and those in flight have the grace to settle.
+    /// The first reason stands.
+    fn stop(&mut self, reason: Stop) {
+        if self.stop.is_none() {
+            self.stop = Some(reason);
+            self.deadline
+                .as_mut()
+                .reset(tokio::time::Instant::now() + self.grace);
+        }
+    }
+
+    /// A signal may have come while the loop was blocked (writing to stdout): it is acted on
+    /// before anything else, so no request starts after it.
+    fn heed(&mut self, signals: &Signals) {
+        if let Some(caught) = signals.received() {
+            self.stop(Stop::Signal(caught));
+        }
+    }
+
+    /// Starts every ready request there is room for.
+    fn launch<F>(
+        &mut self,
+        in_flight: &mut FuturesUnordered<F>,
+        deliver: impl Fn(Group<Job>) -> F,
+    ) {
+        if self.stop.is_some() {
+            return;
+        }
+        while in_flight.len() < self.concurrency {
+            let partial_ok =
+                !self.input_open || in_flight.is_empty() || self.window.len() >= self.window_cap;
+            let Some(jobs) = self.scheduler.take(self.batch_size, partial_ok) else {
+                break;
+            };
+            in_flight.push(deliver(jobs));
+        }
+    }
+
+    /// The settled prefix leaves the window and becomes checkpoints; they and whatever else is
+    /// to be said go to stdout's buffer.
+    fn checkpoint(&mut self, out: &mut Output) -> Result<(), Closed> {
+        while let Some((entry, ack)) = self.window.pop_settled() {
+            self.window_bytes -= entry.size();
+            if let Entry::Record(_) = entry {
+                self.progress.settled(&ack);
+            }
+            self.checkpointer.settled(entry, ack, &mut self.messages);
+        }
+        let notices = self.deliverer.take_notices();
+        self.messages
+            .extend(notices.into_iter().map(Notice::into_log));
+        self.messages.drain(..).try_for_each(|m| out.emit(&m))
+    }
+
+    /// Flushes stdout when the loop is idle or the buffer has waited long enough.
+    fn flush(&mut self, out: &mut Output, idle: bool) -> Result<(), Closed> {
+        let now = tokio::time::Instant::now();
+        if out.is_dirty() && (idle || self.flush_timer.deadline() <= now) {
+            out.flush()?;
+            self.flush_timer.as_mut().reset(now + FLUSH_EVERY);
+        }
+        Ok(())
+    }
+
+    /// Input ended and every record is settled, or a stopped sync has nothing left in flight.
+    fn is_done(&self, idle: bool) -> bool {
+        match self.stop {
+            None => !self.input_open && self.window.is_empty(),
+            Some(_) => idle,
+        }
+    }
+
+    /// Whether to take more input: the window has room and few records are ready to go.
+    fn is_reading(&self) -> bool {
+        self.input_open
+            && self.stop.is_none()
+            && self.window.len() < self.window_cap
+            && self.window_bytes < WINDOW_BYTES
+            && self.scheduler.ready_len() < self.read_ahead
+    }
+
+    fn admit(&mut self, events: Vec<Event>) {
+        for event in events {
+            match admit(
+                event,
+                &mut self.window,
+                &mut self.scheduler,
+                &mut self.progress,
+                &mut self.messages,
+            ) {
+                Ok(bytes) => self.window_bytes += bytes,
+                Err(fatal) => return self.stop(Stop::Fatal(fatal)),
+            }
+        }
+    }
+
+    fn settle(&mut self, settled: Settled) {
+        match settled.result {
+            Ok(acks) => apply(settled.jobs, &acks, &mut self.window, &mut self.scheduler),
+            // Left unsettled: the signal that kept it from being sent is the sync's stop.
+            Err(Failure::Unsent) => {}
+            Err(failure) => self.stop(Stop::Fatal(failure.into())),
+        }
+    }
+
+    fn snapshot(&self, in_flight: usize) -> Snapshot {
+        Snapshot {
+            in_flight,
+            waiting: self.window.len(),
+            paused_for: self.deliverer.paused_until().map(|t| t - Instant::now()),
+        }
+    }
+
+    fn report(&mut self, in_flight: usize) {
+        let now = self.snapshot(in_flight);
+        let line = self.progress.tick(&self.deliverer.metrics, now);
+        self.messages.push(line);
+    }
+
+    fn redraw(&self, live: &LiveLine, in_flight: usize) {
+        let now = self.snapshot(in_flight);
+        self.progress.redraw(live, &self.deliverer.metrics, now);
+    }
+
+    /// The last messages: the final checkpoint (or the interrupted one), the summary, and how
+    /// the run ended.
+    fn end(mut self, abandoned: usize, out: &mut Output) -> Result<Ending, Closed> {
+        let metrics = &self.deliverer.metrics;
+        if self.progress.already_delivered > 0 {
+            self.messages.push(log(Level::Info, &format!(
                 "resume: skipped {} records that the checkpoint (last_row_num) shows were delivered by an earlier attempt of this run",
-                progress.already_delivered
+                self.progress.already_delivered
             )));
         }
-        let ending = match stop {
+        let ending = match self.stop.take() {
             None => {
-                self.checkpointer.finish(&mut messages);
-                messages.push(progress.summary(&deliverer.metrics, "sync complete"));
+                self.checkpointer.finish(&mut self.messages);
+                self.messages
+                    .push(self.progress.summary(metrics, "sync complete"));
                 Ending::Completed
             }
             Some(stop) => {
-                self.checkpointer.interrupted(&mut messages);
-                let abandoned = in_flight.len();
-                messages.push(progress.summary(
-                    &deliverer.metrics,
+                self.checkpointer.interrupted(&mut self.messages);
+                self.messages.push(self.progress.summary(
+                    metrics,
                     &format!("sync stopped ({abandoned} requests abandoned in flight)"),
                 ));
-                match stop {
-                    Stop::Fatal(fatal) => Ending::Stopped { fatal, exit_code: 1 },
-                    Stop::Signal(name) => Ending::Stopped {
-                        fatal: Fatal::new(
-                            FailureType::TransientError,
-                            format!("sync interrupted by {name}: the last STATE covers every record acknowledged; run again to resume"),
-                            format!("{} records delivered, {} rejected before the stop", progress.delivered, progress.rejected),
-                        ),
-                        exit_code: if name == "SIGINT" { 130 } else { 143 },
-                    },
-                }
+                stop.ending(&self.progress)
             }
         };
-        for message in messages.drain(..) {
-            out.emit(&message)?;
-        }
+        self.messages.drain(..).try_for_each(|m| out.emit(&m))?;
         out.flush()?;
         Ok(ending)
+    }
+}
+
+impl Stop {
+    fn ending(self, progress: &Progress) -> Ending {
+        match self {
+            Stop::Fatal(fatal) => Ending::Stopped { fatal, exit_code: 1 },
+            Stop::Signal(caught) => Ending::Stopped {
+                fatal: Fatal::new(
+                    FailureType::TransientError,
+                    format!("sync interrupted by {}: the last STATE covers every record acknowledged; run again to resume", caught.name),
+                    format!("{} records delivered, {} rejected before the stop", progress.delivered, progress.rejected),
+                ),
+                exit_code: caught.exit_code,
+            },
+        }
     }
 }
 
@@ -299,26 +416,17 @@ fn admit(
     Ok(size)
 }
 
-fn snapshot(deliverer: &Deliverer, in_flight: usize, waiting: usize) -> Snapshot {
-    Snapshot {
-        in_flight,
-        waiting,
-        paused_for: deliverer.paused_until().map(|t| t - Instant::now()),
-    }
-}
-
 /// Settles every record of a finished request and frees their keys for the next records.
 fn apply(
-    settled: Settled,
+    jobs: Group<Job>,
+    acks: &Acks,
     window: &mut AckWindow<Entry>,
     scheduler: &mut Scheduler<Job>,
-) -> Result<(), Fatal> {
-    let acks = settled.result.map_err(Fatal::from)?;
-    for (i, job) in settled.jobs.into_iter().enumerate() {
+) {
+    for (i, job) in jobs.into_iter().enumerate() {
         window.settle(job.seq, acks.get(i));
         if let Some(key) = job.order_key {
             scheduler.release(key);
         }
     }
-    Ok(())
 }

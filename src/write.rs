@@ -15,6 +15,7 @@ use crate::encoder::Encoder;
 use crate::output::Output;
 use crate::protocol::{log, FailureType, Fatal, Level};
 use crate::shape::Shape;
+use crate::signals::Signals;
 use crate::sink::{Ending, Sink};
 use crate::{files, reader, resume, validate};
 
@@ -133,6 +134,16 @@ pub fn run(args: &WriteArgs, out: &mut Output) -> Result<Ending, crate::output::
         batch_size,
         grace: plan.config.timeout(),
     };
+    let signals = match Signals::listen(sink.grace) {
+        Ok(signals) => signals,
+        Err(e) => {
+            return Ok(Ending::failed(Fatal::new(
+                FailureType::SystemError,
+                format!("could not listen for signals: {e}"),
+                String::new(),
+            )))
+        }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -143,6 +154,6 @@ pub fn run(args: &WriteArgs, out: &mut Output) -> Result<Ending, crate::output::
         // chunk) every queued chunk is that much more memory.
         let (tx, rx) = mpsc::channel(1);
         reader::spawn(std::io::stdin(), plan.dialect, tx);
-        sink.run(rx, out).await
+        sink.run(rx, &signals, out).await
     })
 }

@@ -983,6 +983,116 @@ fn sigint_mid_run_reports_the_acknowledged_prefix_and_exits_130() {
     interrupted_mid_run("INT", 130);
 }
 
+#[test]
+fn sighup_mid_run_is_a_stop_like_sigterm_and_exits_129() {
+    interrupted_mid_run("HUP", 129);
+}
+
+/// A connector whose stdout nobody reads: a STATE per record fills the pipe, so the write loop
+/// blocks writing it. Returns the child (its stdout still unread, stdin open) and how many
+/// requests the endpoint got by then. Blocked means the loop's thread (the main thread) sleeps in
+/// a pipe write, as the kernel tells, and no request came for half a second.
+#[allow(clippy::zombie_processes, reason = "the caller waits for the child")]
+fn blocked_on_stdout(receiver: &Receiver, files: &Files) -> (std::process::Child, usize) {
+    let mut child = spawn(&files.args());
+    let mut stdin = child.stdin.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    thread::spawn(move || std::io::copy(&mut { stderr }, &mut std::io::sink()));
+    thread::spawn(move || stdin.write_all(records(1..=20_000).as_bytes()));
+    let wchan = format!("/proc/{0}/task/{0}/wchan", child.id());
+    let started = Instant::now();
+    let mut seen = usize::MAX;
+    loop {
+        thread::sleep(Duration::from_millis(500));
+        let now = receiver.requests().len();
+        let writing = std::fs::read_to_string(&wchan).is_ok_and(|w| w.contains("pipe_write"));
+        if writing && now == seen {
+            return (child, now);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "stdout never blocked"
+        );
+        seen = now;
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+/// After a signal, the process ends within the grace even when stdout stays blocked: it can
+/// print nothing more, but it does not hang (issue 15, item 7).
+#[test]
+fn a_signal_ends_the_run_within_the_grace_even_with_stdout_blocked() {
+    let receiver = Receiver::start_default();
+    let config = config(
+        &receiver.url("/hook"),
+        json!({"timeout_seconds": 1, "run_time_args": {"records_per_metric": 1, "chunk_size": 1000000}}),
+    );
+    let files = Files::plain(&config);
+    let (mut child, sent) = blocked_on_stdout(&receiver, &files);
+    assert!(sent < 20_000, "stdout never blocked: {sent} records sent");
+    let signalled = Instant::now();
+    signal(child.id(), "TERM");
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if signalled.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("still running 10 s after SIGTERM with stdout blocked");
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        signalled.elapsed() < Duration::from_secs(1 + 2),
+        "exited {:?} after the signal",
+        signalled.elapsed()
+    );
+    assert_eq!(status.code(), Some(143));
+}
+
+/// A signal that comes while the loop is blocked on stdout is acted on before anything else
+/// once stdout drains: no request starts after it, and the run ends with its STATE and TRACE
+/// (issue 15, item 7). At concurrency 1 the loop blocks writing the STATE of one record right
+/// after launching the next: that request is not on its way yet, and must never be.
+#[test]
+fn no_request_starts_after_a_signal_that_came_while_stdout_was_blocked() {
+    let receiver = Receiver::start_default();
+    let config = config(
+        &receiver.url("/hook"),
+        json!({"concurrency": 1, "run_time_args": {"records_per_metric": 1, "chunk_size": 1000000}}),
+    );
+    let files = Files::plain(&config);
+    let (mut child, sent) = blocked_on_stdout(&receiver, &files);
+    signal(child.id(), "TERM");
+    thread::sleep(Duration::from_millis(300));
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(
+        receiver.requests().len(),
+        sent,
+        "a request started after the signal"
+    );
+    let traces = messages_of_type(&stdout, "TRACE");
+    let message = traces.last().unwrap()["trace"]["error"]["message"].to_string();
+    assert!(message.contains("SIGTERM"), "{message}");
+    assert!(!messages_of_type(&stdout, "STATE").is_empty());
+}
+
 /// stdin still open, nothing in flight: the signal alone ends the run.
 #[test]
 fn sigterm_while_waiting_for_input_reports_the_prefix() {

@@ -29,6 +29,7 @@ use crate::policy::{self, Decision, Limits, Outcome, Stop};
 use crate::redact::Scrubber;
 use crate::rejection::Rejection;
 use crate::shape::Shape;
+use crate::signals::Signals;
 use crate::signing::Signer;
 use exchange::{key_text, Exchange, Outgoing, Sender};
 use pacing::Pacing;
@@ -105,8 +106,14 @@ impl Deliverer {
         self.pacing.paused_until()
     }
 
-    pub async fn deliver(&self, jobs: Group<Job>) -> Settled {
-        let result = self.deliver_group(&jobs).await;
+    /// Sends a group of records, unless a signal came first: a request launched just before a
+    /// signal but not yet on its way (the loop was blocked writing stdout) is not sent at all,
+    /// and its records stay unsettled.
+    pub async fn deliver(&self, jobs: Group<Job>, signals: &Signals) -> Settled {
+        let result = match signals.received() {
+            Some(_) => Err(Failure::Unsent),
+            None => self.deliver_group(&jobs).await,
+        };
         Settled { jobs, result }
     }
 
