@@ -7,7 +7,7 @@ use reqwest::header::HeaderValue;
 use url::Url;
 
 use crate::envelope::{Envelope, WriteJson};
-use crate::flatten;
+use crate::flatten::{self, FlattenError};
 use crate::rejection::Rejection;
 use crate::shape::{Payload, Shape};
 
@@ -69,24 +69,25 @@ impl Encoder {
 
     /// The envelope as JSON, or for GET the endpoint with its query; `Err` when a GET record
     /// cannot be flattened or its URL would be over the limit. `payload_size`: about how long
-    /// the payload's JSON is (the record's data is an upper bound); `payload_value`: the payload
-    /// as a value, which only GET needs.
+    /// the payload's JSON is (the record's data is an upper bound); `flatten_payload`: the
+    /// payload's GET parameters, which only GET needs.
     pub fn encode<P: WriteJson>(
         &mut self,
         envelope: Envelope<'_, P>,
         payload_size: usize,
-        payload_value: impl FnOnce() -> Result<serde_json::Value, serde_json::Error>,
+        flatten_payload: impl FnOnce(&mut Vec<(String, String)>) -> Result<(), FlattenError>,
     ) -> Result<Payload, Rejection> {
         if let Shape::Json { .. } = self.shape {
             self.room(payload_size + ENVELOPE_ROOM);
             envelope.write_json(&mut self.arena);
             return Ok(Payload::Json(self.arena.split().freeze()));
         }
-        let payload = payload_value().map_err(|e| Rejection::NotFlattenable(e.to_string()))?;
+        let mut pairs = Vec::new();
+        flatten_payload(&mut pairs).map_err(Rejection::NotFlattenable)?;
         let mut url = self.url.clone();
         flatten::append_envelope_query(
             &mut url,
-            &payload,
+            pairs,
             envelope.message_id,
             envelope.sync_mode,
             envelope.stream,
@@ -114,7 +115,11 @@ mod tests {
             stream: None,
             payload: &*serde_json::value::RawValue::from_string(r#"{"a":"b"}"#.into()).unwrap(),
         };
-        match encoder.encode(envelope, 9, || serde_json::from_str(r#"{"a":"b"}"#)) {
+        let flatten = |out: &mut Vec<(String, String)>| {
+            out.push(("a".into(), "b".into()));
+            Ok(())
+        };
+        match encoder.encode(envelope, 9, flatten) {
             Ok(Payload::Query(url)) => url.to_string(),
             _ => panic!("not a GET URL"),
         }
@@ -146,7 +151,11 @@ mod tests {
             stream: None,
             payload: &*serde_json::value::RawValue::from_string(long.clone()).unwrap(),
         };
-        let refused = encoder.encode(envelope, long.len(), || serde_json::from_str(&long));
+        let flatten = |out: &mut Vec<(String, String)>| {
+            out.push(("a".into(), "x".repeat(MAX_GET_URL)));
+            Ok(())
+        };
+        let refused = encoder.encode(envelope, long.len(), flatten);
         assert!(matches!(refused, Err(Rejection::UrlTooLong { .. })));
     }
 }

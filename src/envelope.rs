@@ -106,14 +106,17 @@ impl<'a> RawFields<'a> {
         }
     }
 
-    /// The same fields as a `serde_json` object, for GET flattening; fails on values nested
-    /// deeper than the parser allows.
-    pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
-        let mut map = serde_json::Map::with_capacity(self.0.len());
-        for (k, v) in &self.0 {
-            map.insert(serde_json::from_str(k)?, serde_json::from_str(v.get())?);
-        }
-        Ok(serde_json::Value::Object(map))
+    /// The GET parameters of these fields (see [`crate::flatten::flatten_fields`]).
+    pub fn flatten(
+        &self,
+        out: &mut Vec<(String, String)>,
+    ) -> Result<(), crate::flatten::FlattenError> {
+        let fields = self.0.iter().map(|(name, value)| {
+            let name: String =
+                serde_json::from_str(name).expect("json_name writes a valid JSON string");
+            (std::borrow::Cow::Owned(name), *value)
+        });
+        crate::flatten::flatten_fields("", fields, 1, out)
     }
 }
 

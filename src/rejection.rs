@@ -15,8 +15,11 @@ pub enum Rejection {
     InvalidValmiMeta(&'static str),
     #[error("the stream is not in the configured catalog")]
     UnknownStream,
+    /// A record without a namespace whose stream name several catalog namespaces have.
+    #[error("the stream is ambiguous: the record has no namespace, and the configured catalog has a stream of that name in each of the namespaces {0}")]
+    AmbiguousStream(String),
     #[error("the record cannot be flattened into GET parameters: {0}")]
-    NotFlattenable(String),
+    NotFlattenable(crate::flatten::FlattenError),
     #[error("the GET URL would be {length} bytes, over the {limit}-byte limit; use POST for records this large")]
     UrlTooLong { length: usize, limit: usize },
     /// The endpoint refused it with a non-retryable answer (`on_client_error: reject`).
@@ -32,7 +35,8 @@ impl Rejection {
             Rejection::MissingValmiMeta => "missing_valmi_meta",
             Rejection::InvalidValmiMeta(_) => "invalid_valmi_meta",
             Rejection::UnknownStream => "unknown_stream",
-            Rejection::NotFlattenable(_) => "too_deep",
+            Rejection::AmbiguousStream(_) => "ambiguous_stream",
+            Rejection::NotFlattenable(e) => e.code(),
             Rejection::UrlTooLong { .. } => "url_too_long",
             Rejection::Refused { status, .. } => return Cow::Owned(status.to_string()),
         })

@@ -396,11 +396,8 @@ fn admit(
             ));
             return Ok(0);
         }
-        Event::UnknownStream(name) => {
-            messages.push(log(
-                Level::Warn,
-                &format!("stream '{name}' is not in the configured catalog: its records are not sent and are counted as rejected"),
-            ));
+        Event::UnknownStream(warning) => {
+            messages.push(log(Level::Warn, &warning));
             return Ok(0);
         }
         Event::AlreadyDelivered => {

@@ -38,7 +38,7 @@ impl AirbyteCheckpoints {
                 match &ack {
                     Ack::Delivered => {}
                     // A stream missing from the catalog already had its one WARN.
-                    Ack::Rejected(Rejection::UnknownStream) => {}
+                    Ack::Rejected(Rejection::UnknownStream | Rejection::AmbiguousStream(_)) => {}
                     Ack::Rejected(_) if self.rejection_logs >= MAX_REJECTION_LOGS => {
                         self.unlogged_rejections += 1
                     }

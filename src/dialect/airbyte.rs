@@ -12,6 +12,7 @@ use super::{hash_key, Event, RecordLabel, RecordMeta, Request, Scope};
 use crate::catalog::{mode_needs_order, AirbyteStream};
 use crate::encoder::Encoder;
 use crate::envelope::Envelope;
+use crate::flatten;
 use crate::idempotency;
 use crate::protocol::{InputRecord, RawObject};
 use crate::rejection::Rejection;
@@ -104,11 +105,15 @@ impl Airbyte {
                 Some(ns) => format!("{ns}.{}", record.stream),
                 None => record.stream.to_string(),
             };
+            let reason = self.why_unknown(record.namespace.as_deref(), &record.stream);
             if self.warned.insert(name.clone()) {
-                out.push(Event::UnknownStream(name.clone()));
+                out.push(Event::UnknownStream(format!(
+                    "stream '{name}' {}: its records are not sent and are counted as rejected",
+                    reason.to_string().trim_start_matches("the stream ")
+                )));
             }
             let meta = RecordMeta::new(label, Arc::from(name), id, None);
-            out.push(meta.refused(Rejection::UnknownStream));
+            out.push(meta.refused(reason));
             return;
         };
         let meta = RecordMeta::new(label, stream.label.clone(), id, None);
@@ -118,6 +123,27 @@ impl Airbyte {
                 Err(reason) => meta.refused(reason),
             },
         );
+    }
+
+    /// Why a record's stream matched no catalog stream: a name without a namespace that
+    /// several namespaces of the catalog share is ambiguous, not missing.
+    fn why_unknown(&self, namespace: Option<&str>, name: &str) -> Rejection {
+        let namespaces: Vec<String> = match namespace {
+            Some(_) => Vec::new(),
+            None => self
+                .ids
+                .get(name)
+                .into_iter()
+                .flatten()
+                .filter(|(_, id)| (*id as usize) < self.streams.len())
+                .filter_map(|(ns, _)| ns.as_ref().map(|ns| format!("'{ns}'")))
+                .collect(),
+        };
+        if namespaces.len() > 1 {
+            Rejection::AmbiguousStream(namespaces.join(", "))
+        } else {
+            Rejection::UnknownStream
+        }
     }
 
     pub fn state_scope(&mut self, state: &RawValue) -> Scope {
@@ -172,8 +198,8 @@ fn request(
         stream: Some(&stream.label),
         payload: record.data,
     };
-    let payload = encoder.encode(envelope, record.data.get().len(), || {
-        serde_json::from_str(record.data.get())
+    let payload = encoder.encode(envelope, record.data.get().len(), |out| {
+        flatten::flatten_fields("", fields.0.iter().cloned(), 1, out)
     })?;
     let order_key = match &primary_key {
         Some(pk) => Some(hash_key((id, pk))),

@@ -109,7 +109,7 @@ pub enum Event {
         excerpt: String,
         reason: String,
     },
-    /// The first record of a stream missing from the catalog (warned about once).
+    /// The WARN for the first record of a stream missing from the catalog, once per stream.
     UnknownStream(String),
     /// A record covered by the resume checkpoint: delivered by an earlier attempt of this run.
     AlreadyDelivered,

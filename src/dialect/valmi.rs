@@ -164,7 +164,9 @@ impl Valmi {
             payload: &payload,
         };
         self.encoder
-            .encode(envelope, record.data.get().len(), || payload.to_value())
+            .encode(envelope, record.data.get().len(), |out| {
+                payload.flatten(out)
+            })
     }
 }
 

@@ -1,0 +1,145 @@
+//! Input the connector must take as it comes or refuse in words that say what is wrong (issue
+//! #15): exponent numbers sent by GET, lone surrogates, ambiguous stream names, deeply nested
+//! Airbyte STATEs, malformed signing secrets and resume checkpoints, row numbers out of order
+//! and records that only differ by their place in the input.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use webhook_receiver::{Receiver, RecordedRequest};
+
+/// A ConfiguredAirbyteCatalog of `(namespace, name, primary key)` streams in append mode.
+fn airbyte_catalog(streams: &[(Option<&str>, &str, &[&str])]) -> Value {
+    let streams: Vec<Value> = streams
+        .iter()
+        .map(|(namespace, name, key)| {
+            let primary_key: Vec<Vec<&str>> = key.iter().map(|k| vec![*k]).collect();
+            json!({
+                "stream": {"name": name, "namespace": namespace, "json_schema": {},
+                           "supported_sync_modes": ["full_refresh"]},
+                "sync_mode": "full_refresh",
+                "destination_sync_mode": "append",
+                "primary_key": primary_key,
+            })
+        })
+        .collect();
+    json!({ "streams": streams })
+}
+
+/// One Airbyte RECORD line of stream `s` whose data is `data` (JSON text, sent as it is).
+fn airbyte_record(namespace: Option<&str>, data: &str) -> String {
+    let namespace = namespace.map_or(String::new(), |ns| format!(r#","namespace":"{ns}""#));
+    format!(
+        r#"{{"type":"RECORD","record":{{"stream":"s"{namespace},"data":{data},"emitted_at":1}}}}"#
+    ) + "\n"
+}
+
+/// The decoded query parameters of a GET request.
+fn query_params(request: &RecordedRequest) -> Vec<(String, String)> {
+    let query = request.path.split_once('?').map_or("", |(_, q)| q);
+    form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 6: GET keeps the text of numbers.
+
+/// Numbers in exponent form reach the endpoint as written, nested or not; a parse into a
+/// `Value` used to send `1E+2` as `1e+2` and `1e400` as `1e+400`.
+#[test]
+fn get_parameters_keep_the_text_of_exponent_numbers() {
+    let receiver = Receiver::start_default();
+    let config = config(&receiver.url("/hook"), json!({"method": "GET"}));
+    let input = airbyte_record(
+        None,
+        r#"{"a":1E+2,"b":1e400,"c":-2.5E-3,"d":[1e5],"e":{"f":0E0},"g":12345678901234567890123}"#,
+    );
+    let run = write_airbyte(
+        &config,
+        &airbyte_catalog(&[(None, "s", &[])]),
+        input.as_bytes(),
+    );
+    assert_completed(&run);
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1, "{}", run.dump());
+    let params = query_params(&requests[0]);
+    for (name, text) in [
+        ("a", "1E+2"),
+        ("b", "1e400"),
+        ("c", "-2.5E-3"),
+        ("d_0", "1e5"),
+        ("e_f", "0E0"),
+        ("g", "12345678901234567890123"),
+    ] {
+        assert_eq!(param(&params, name), Some(text), "{params:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 15: messages that say what is wrong.
+
+/// A GET record with a lone surrogate escape cannot become UTF-8 query text: it is rejected as
+/// an invalid string (it used to be `too_deep`, "unexpected end of hex escape"); the others go.
+#[test]
+fn a_get_record_with_a_lone_surrogate_is_rejected_as_an_invalid_string() {
+    let receiver = Receiver::start_default();
+    let config = config(&receiver.url("/hook"), json!({"method": "GET"}));
+    let mut input = valmi_record(1, "upsert", json!(1));
+    input.push_str(&valmi_record(2, "upsert", json!(2)).replace(r#""id":2"#, r#""id":"a\ud800""#));
+    input.push_str(&valmi_record(3, "upsert", json!(3)));
+    let dir = Workdir::new();
+    let args = valmi_args(&dir, &config, None, None);
+    // The rejected record is echoed with its data as it came, lone surrogate included, which
+    // a strict parser refuses.
+    let run = run_parsing(&str_args(&args), input.as_bytes(), |line| {
+        serde_json::from_str(&line.replace(r"\ud800", r"\ufffd")).unwrap()
+    });
+    assert_completed(&run);
+    assert_eq!(receiver.requests().len(), 2, "{}", run.dump());
+    let rejected = run.rejected_records();
+    assert_eq!(rejected.len(), 1, "{}", run.dump());
+    let record = &rejected[0]["record"];
+    assert_eq!(record["rejection_code"], "invalid_string", "{record}");
+    let message = record["rejection_message"].as_str().unwrap();
+    assert!(
+        message.contains("'id' is not a valid Unicode string")
+            && message.contains("unpaired UTF-16 surrogate")
+            && !message.contains("hex escape"),
+        "{message}"
+    );
+}
+
+/// A record without a namespace whose stream name two namespaces of the catalog share is
+/// ambiguous, and the WARN and the rejection say so and name both namespaces.
+#[test]
+fn a_stream_name_shared_by_two_namespaces_is_reported_as_ambiguous() {
+    let receiver = Receiver::start_default();
+    let config = config(&receiver.url("/hook"), json!({}));
+    let catalog = airbyte_catalog(&[(Some("eu"), "s", &[]), (Some("us"), "s", &[])]);
+    let input = [
+        airbyte_record(None, r#"{"x":1}"#),
+        airbyte_record(None, r#"{"x":2}"#),
+        airbyte_record(Some("eu"), r#"{"x":3}"#),
+    ]
+    .concat();
+    let run = write_airbyte(&config, &catalog, input.as_bytes());
+    assert_completed(&run);
+    assert_eq!(receiver.requests().len(), 1, "{}", run.dump());
+    let warnings = run.logs("WARN");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("ambiguous")
+            && warnings[0].contains("'eu', 'us'")
+            && !warnings[0].contains("not in the configured catalog"),
+        "{warnings:?}"
+    );
+}
