@@ -143,3 +143,46 @@ fn a_stream_name_shared_by_two_namespaces_is_reported_as_ambiguous() {
         "{warnings:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 2: an Airbyte STATE is echoed as it came, however deep.
+
+/// The arguments of `write` in the Airbyte dialect, files written into `dir`.
+fn airbyte_args(dir: &Workdir, config: &Value, catalog: &Value) -> Vec<String> {
+    let config_path = dir.write_json("config.json", config);
+    let catalog_path = dir.write_json("catalog.json", catalog);
+    write_args(&config_path, &catalog_path, None, None)
+}
+
+/// A state nested 200 and 10,000 levels deep (past the parser's 128) comes back as its own
+/// text plus `destinationStats`; it used to come back as `{"destinationStats":…}` alone.
+#[test]
+fn a_deeply_nested_airbyte_state_is_echoed_whole() {
+    let receiver = Receiver::start_default();
+    let config = config(&receiver.url("/hook"), json!({}));
+    let dir = Workdir::new();
+    let args = airbyte_args(&dir, &config, &airbyte_catalog(&[(None, "s", &[])]));
+    for depth in [200, 10_000] {
+        let nested = format!("{}7{}", "[".repeat(depth), "]".repeat(depth));
+        let state = format!(r#"{{"type":"LEGACY","data":{{"cursor":{nested}}}}}"#);
+        let input = airbyte_record(None, r#"{"x":1}"#)
+            + &format!(r#"{{"type":"STATE","state":{state}}}"#)
+            + "\n";
+        // Lines too deep for the test's own parser are read as what they must be: STATEs.
+        let run = run_parsing(&str_args(&args), input.as_bytes(), |line| {
+            serde_json::from_str(line).unwrap_or_else(|_| json!({"type": "STATE"}))
+        });
+        assert_completed(&run);
+        let expected = format!(
+            r#"{{"type":"STATE","state":{}{}}}"#,
+            &state[..state.len() - 1],
+            r#","destinationStats":{"recordCount":1.0,"rejectedRecordCount":0.0}}"#
+        );
+        let states: Vec<&str> = run
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with(r#"{"type":"STATE""#))
+            .collect();
+        assert_eq!(states, [expected.as_str()], "depth {depth}");
+    }
+}

@@ -2,13 +2,16 @@
 //! with `destinationStats` (records since the previous STATE of the same scope, and how many of
 //! them were rejected). Rejected records become WARN logs, at most [`MAX_REJECTION_LOGS`].
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-use serde_json::{json, Value};
+use indexmap::IndexMap;
+use serde_json::json;
+use serde_json::value::RawValue;
 
 use crate::ack::{Ack, Entry};
 use crate::dialect::Scope;
-use crate::protocol::{log, Level, Message};
+use crate::protocol::{log, Level, Message, RawObject};
 use crate::rejection::Rejection;
 
 pub const MAX_REJECTION_LOGS: u64 = 100;
@@ -57,15 +60,7 @@ impl AirbyteCheckpoints {
                     Scope::Stream(id) => self.per_stream.remove(&id).unwrap_or_default(),
                     Scope::Global => std::mem::take(&mut self.global),
                 };
-                let mut state: Value =
-                    serde_json::from_str(raw.get()).unwrap_or_else(|_| json!({}));
-                if let Value::Object(map) = &mut state {
-                    map.insert(
-                        "destinationStats".into(),
-                        json!({"recordCount": records as f64, "rejectedRecordCount": rejected as f64}),
-                    );
-                }
-                out.push(json!({"type": "STATE", "state": state}).into());
+                out.push(echo_state(raw.get(), records, rejected));
             }
         }
     }
@@ -84,11 +79,85 @@ impl AirbyteCheckpoints {
     }
 }
 
+/// The STATE message echoing `state` (the input's JSON text) with `destinationStats` set.
+/// Only the top level is parsed: the values are copied as text, so a state nested deeper than
+/// any parser allows is echoed whole, and numbers and escapes stay as the source wrote them.
+fn echo_state(state: &str, records: u64, rejected: u64) -> Message {
+    let stats = json!({"recordCount": records as f64, "rejectedRecordCount": rejected as f64});
+    let stats = serde_json::value::to_raw_value(&stats).expect("numbers always serialise");
+    let state = compact(state);
+    let state_text = match serde_json::from_str::<&RawValue>(&state)
+        .map_err(|e| e.to_string())
+        .and_then(RawObject::parse)
+    {
+        Ok(fields) => with_field(fields, "destinationStats", &stats),
+        // Valid JSON whose keys are not all Unicode (a lone surrogate escape): still echoed,
+        // with the stats added at the end.
+        Err(_) => spliced(&state, "destinationStats", &stats),
+    };
+    Message::Raw(
+        RawValue::from_string(format!(r#"{{"type":"STATE","state":{state_text}}}"#))
+            .expect("a state echo is one JSON object"),
+    )
+}
+
+/// The object with `key` set to `value`: a key already there keeps its place, and a repeated
+/// key its first place and last value, as when the object is parsed into a map.
+fn with_field(fields: RawObject<'_>, key: &str, value: &RawValue) -> String {
+    let mut map: IndexMap<Cow<'_, str>, &RawValue> = IndexMap::with_capacity(fields.0.len() + 1);
+    map.extend(fields.0);
+    map.insert(Cow::Borrowed(key), value);
+    let mut out = String::from("{");
+    for (i, (key, value)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(key).expect("a key always serialises"));
+        out.push(':');
+        out.push_str(value.get());
+    }
+    out.push('}');
+    out
+}
+
+/// `object` (compact JSON text of an object) with `"key":value` appended as its last member.
+fn spliced(object: &str, key: &str, value: &RawValue) -> String {
+    let body = object[..object.len() - 1].trim_end();
+    let comma = if body.ends_with('{') { "" } else { "," };
+    let key = serde_json::to_string(key).expect("a key always serialises");
+    format!("{body}{comma}{key}:{}}}", value.get())
+}
+
+/// JSON text without whitespace between tokens, so an echo is one compact line like every
+/// other message. A byte scan, not a parse: any depth is fine.
+fn compact(text: &str) -> Cow<'_, str> {
+    let is_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+    if !text.contains(is_space) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if escaped {
+            escaped = false;
+        } else if in_string {
+            escaped = c == '\\';
+            in_string = c != '"';
+        } else if c == '"' {
+            in_string = true;
+        } else if is_space(c) {
+            continue;
+        }
+        out.push(c);
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::dialect::{RecordLabel, RecordMeta};
-    use std::borrow::Cow;
+    use serde_json::Value;
 
     fn record(scope: u32) -> Entry {
         Entry::Record(RecordMeta {
@@ -143,6 +212,65 @@ mod tests {
         assert_eq!(
             out[2]["state"],
             json!({"data": {"x": 1}, "destinationStats": {"recordCount": 2.0, "rejectedRecordCount": 1.0}})
+        );
+    }
+
+    fn echoed(state: &str) -> String {
+        match echo_state(state, 2, 1) {
+            Message::Raw(raw) => raw.get().to_string(),
+            Message::Json(v) => panic!("a state echo is raw text: {v}"),
+        }
+    }
+
+    const STATS: &str = r#""destinationStats":{"recordCount":2.0,"rejectedRecordCount":1.0}"#;
+
+    /// The echo is the input's text, whatever its depth: no parser limit applies to it.
+    #[test]
+    fn a_state_is_echoed_as_its_text_at_any_depth() {
+        for depth in [1, 127, 200, 10_000] {
+            let data = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+            let state = format!(r#"{{"type":"LEGACY","data":{{"x":{data}}}}}"#);
+            let expected = format!(
+                r#"{{"type":"STATE","state":{{"type":"LEGACY","data":{{"x":{data}}},{STATS}}}}}"#
+            );
+            assert_eq!(echoed(&state), expected, "depth {depth}");
+        }
+    }
+
+    #[test]
+    fn text_is_kept_and_whitespace_between_tokens_dropped() {
+        let state = " {\"data\" : {\"n\": 1E+2, \"s\": \"a \\\" b\\u00e9\\/\"},\t\"t\":[1, 2]}";
+        assert_eq!(
+            echoed(state),
+            format!(
+                r#"{{"type":"STATE","state":{{"data":{{"n":1E+2,"s":"a \" b\u00e9\/"}},"t":[1,2],{STATS}}}}}"#
+            )
+        );
+    }
+
+    /// As when the state was parsed into a map: stats already there are replaced in place, a
+    /// repeated key keeps its first place and last value.
+    #[test]
+    fn stats_already_there_are_replaced_in_place() {
+        assert_eq!(
+            echoed(r#"{"a":1,"destinationStats":{"recordCount":9.0},"b":2,"a":3}"#),
+            format!(r#"{{"type":"STATE","state":{{"a":3,{STATS},"b":2}}}}"#)
+        );
+        assert_eq!(
+            echoed("{}"),
+            format!(r#"{{"type":"STATE","state":{{{STATS}}}}}"#)
+        );
+    }
+
+    #[test]
+    fn a_key_that_is_not_unicode_is_echoed_too() {
+        assert_eq!(
+            echoed(r#"{"\ud800":1}"#),
+            format!(r#"{{"type":"STATE","state":{{"\ud800":1,{STATS}}}}}"#)
+        );
+        assert_eq!(
+            echoed(r#"{ "\ud800" : { } }"#),
+            format!(r#"{{"type":"STATE","state":{{"\ud800":{{}},{STATS}}}}}"#)
         );
     }
 }
