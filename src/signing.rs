@@ -9,14 +9,55 @@ pub struct Signer {
     key: Vec<u8>,
 }
 
+/// Why a `whsec_` secret cannot be used. Used as raw bytes instead, it would sign with a key
+/// no Standard Webhooks library derives from the same text, and every request would fail
+/// verification with the blame on auth. Never shows the secret.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error(
+        "signing_secret: nothing follows 'whsec_'; expected 'whsec_' followed by the key in base64"
+    )]
+    Empty,
+    #[error("signing_secret: starts with 'whsec_' but what follows is not standard base64: {0}; copy the secret again exactly as the endpoint shows it")]
+    NotBase64(String),
+}
+
+/// The HMAC key of a signing secret: `whsec_` + base64 (the spec's format; whitespace around
+/// it, such as a newline pasted with it, is dropped) is decoded, any other text is used as
+/// its bytes.
+pub fn signing_key(secret: &str) -> Result<Vec<u8>, SecretError> {
+    let Some(encoded) = secret.trim().strip_prefix("whsec_") else {
+        return Ok(secret.as_bytes().to_vec());
+    };
+    if encoded.is_empty() {
+        return Err(SecretError::Empty);
+    }
+    STANDARD.decode(encoded).map_err(|e| {
+        use base64::DecodeError::*;
+        // Positions and lengths only: the offending character is part of the secret.
+        let position = |offset: usize| offset + "whsec_".len() + 1;
+        SecretError::NotBase64(match e {
+            InvalidByte(offset, _) => format!(
+                "character {} is not in the base64 alphabet",
+                position(offset)
+            ),
+            InvalidLength(_) => {
+                "its length cannot be base64 (a character missing or extra?)".into()
+            }
+            InvalidLastSymbol(offset, _) => format!(
+                "character {} cannot end base64 text (the key is cut short?)",
+                position(offset)
+            ),
+            InvalidPadding => "the '=' padding at its end is missing or wrong".into(),
+        })
+    })
+}
+
 impl Signer {
-    /// `whsec_` + base64 is the spec's format; anything else is used as raw bytes.
-    pub fn new(secret: &str) -> Self {
-        let key = secret
-            .strip_prefix("whsec_")
-            .and_then(|b64| STANDARD.decode(b64).ok())
-            .unwrap_or_else(|| secret.as_bytes().to_vec());
-        Signer { key }
+    pub fn new(secret: &str) -> Result<Self, SecretError> {
+        Ok(Signer {
+            key: signing_key(secret)?,
+        })
     }
 
     pub fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> String {
@@ -36,7 +77,7 @@ mod tests {
 
     #[test]
     fn matches_the_spec_reference_vector() {
-        let signer = Signer::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let signer = Signer::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         assert_eq!(
             signer.sign(
                 "msg_p5jXN8AQM9LWM0D4loKWxJek",
@@ -49,9 +90,47 @@ mod tests {
 
     #[test]
     fn raw_secrets_are_used_as_bytes() {
-        let a = Signer::new("plain-secret").sign("id", 1, b"x");
-        let b =
-            Signer::new(&format!("whsec_{}", STANDARD.encode("plain-secret"))).sign("id", 1, b"x");
+        let a = Signer::new("plain-secret").unwrap().sign("id", 1, b"x");
+        let b = Signer::new(&format!("whsec_{}", STANDARD.encode("plain-secret")))
+            .unwrap()
+            .sign("id", 1, b"x");
         assert_eq!(a, b);
+        assert_eq!(
+            signing_key(" raw with spaces\n").unwrap(),
+            b" raw with spaces\n"
+        );
+    }
+
+    #[test]
+    fn whitespace_around_a_whsec_secret_is_dropped() {
+        let key = signing_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        for padded in [
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n",
+            " \twhsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\r\n",
+        ] {
+            assert_eq!(signing_key(padded).unwrap(), key, "{padded:?}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_whsec_secret_is_refused_without_showing_it() {
+        for (secret, says) in [
+            ("whsec_", "nothing follows"),
+            (
+                "whsec_not*base64",
+                "character 10 is not in the base64 alphabet",
+            ),
+            ("whsec_c2VjcmV0cw", "padding"),
+            ("whsec_c2VjcmV0cw=", "padding"),
+            ("whsec_c2VjcmV0c", "length"),
+            ("whsec_MfKQ9r8GKYqrTwjUPD8I LPZIo2LaLaSw", "character 27"),
+            ("whsec_c2VjcmV0cx==", "cut short"),
+        ] {
+            let message = signing_key(secret).unwrap_err().to_string();
+            assert!(message.contains(says), "{secret}: {message}");
+            assert!(message.starts_with("signing_secret: "), "{message}");
+            let value = secret.trim_start_matches("whsec_");
+            assert!(value.is_empty() || !message.contains(value), "{message}");
+        }
     }
 }

@@ -41,6 +41,13 @@ pub fn load_config(raw: &Value) -> Result<Config, ConfigError> {
             .map(|e| e.to_string()),
     );
     problems.extend(
+        config
+            .signing_secret
+            .as_deref()
+            .and_then(|secret| crate::signing::signing_key(secret).err())
+            .map(|e| e.to_string()),
+    );
+    problems.extend(
         crate::tls::client_config(config.tls.as_ref())
             .err()
             .map(|e| e.to_string()),

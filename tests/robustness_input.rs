@@ -186,3 +186,61 @@ fn a_deeply_nested_airbyte_state_is_echoed_whole() {
         assert_eq!(states, [expected.as_str()], "depth {depth}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 10: a malformed `whsec_` signing secret is refused, not used as raw bytes.
+
+const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// `check` answers FAILED and `write` stops with a `config_error` before sending anything,
+/// naming `signing_secret` and not showing it.
+#[test]
+fn a_malformed_whsec_signing_secret_is_a_config_error() {
+    let receiver = Receiver::start_default();
+    for secret in [
+        "whsec_not*base64!",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS",
+        "whsec_",
+    ] {
+        let config = config(&receiver.url("/hook"), json!({"signing_secret": secret}));
+        let check = run_check(&config);
+        let status = &check.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+        assert_eq!(status["status"], "FAILED", "{secret}: {}", check.dump());
+        let write = write_valmi(&config, valmi_records(1..=3).as_bytes());
+        let message = assert_fatal(&write, "config_error");
+        assert!(write.states().is_empty(), "{}", write.dump());
+        for said in [status["message"].as_str().unwrap(), &message] {
+            assert!(said.contains("signing_secret: "), "{secret}: {said}");
+            let value = secret.trim_start_matches("whsec_");
+            assert!(value.is_empty() || !said.contains(value), "{said}");
+        }
+    }
+    assert_eq!(receiver.requests().len(), 0);
+}
+
+/// A newline pasted with the secret is not part of it: the requests verify under the secret.
+#[test]
+fn a_whsec_secret_with_a_trailing_newline_signs_verifiably() {
+    let receiver = Receiver::start(webhook_receiver::ReceiverOptions {
+        signing_secret: Some(WHSEC.to_string()),
+        ..Default::default()
+    })
+    .unwrap();
+    let secret = format!("{WHSEC}\n");
+    let run = write_valmi_to(
+        &receiver,
+        json!({"signing_secret": secret}),
+        valmi_records(1..=3).as_bytes(),
+    );
+    assert_completed(&run);
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 3, "{}", run.dump());
+    assert!(
+        requests.iter().all(|r| r.signature_valid == Some(true)),
+        "{:?}",
+        requests
+            .iter()
+            .map(|r| r.signature_valid)
+            .collect::<Vec<_>>()
+    );
+}

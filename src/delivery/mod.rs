@@ -77,7 +77,12 @@ impl Deliverer {
             method: reqwest::Method::from_bytes(config.method.as_str().as_bytes())
                 .expect("known method"),
             endpoint: config.url.url().clone(),
-            signer: config.signing_secret.as_deref().map(Signer::new),
+            signer: config
+                .signing_secret
+                .as_deref()
+                .map(Signer::new)
+                .transpose()
+                .map_err(|e| e.to_string())?,
             content_encoding: shape.content_encoding(),
             timeout: config.timeout(),
             scrubber: Scrubber::new(config.secrets()),
