@@ -64,9 +64,7 @@ fn plan(args: &WriteArgs, out: &mut Output) -> Result<Plan, Fatal> {
             let valmi = ValmiCatalog::parse(&destination, &catalog)
                 .map_err(|e| config_error(e.to_string()))?;
             let resume = match &args.state {
-                Some(path) => {
-                    resume::parse(&files::read_json(path, "state").map_err(config_error)?)
-                }
+                Some(path) => resume::read(path).map_err(config_error)?,
                 None => resume::Resume::default(),
             };
             let checkpoints = ValmiCheckpoints::new(

@@ -244,3 +244,54 @@ fn a_whsec_secret_with_a_trailing_newline_signs_verifiably() {
             .collect::<Vec<_>>()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 14: a `--state` in no shape the contract lists is refused, not ignored.
+
+/// `write` in the Valmi dialect with `state` (the file's text) as `--state`.
+fn write_valmi_with_state_text(config: &Value, state: &str, stdin: &[u8]) -> Run {
+    let dir = Workdir::new();
+    let mut args = valmi_args(&dir, config, None, None);
+    args.push("--state".into());
+    args.push(path_str(&dir.write("state.json", state)).into());
+    run(&str_args(&args), stdin)
+}
+
+/// Each of these used to be ignored, and the run started again at chunk 1.
+#[test]
+fn an_unrecognised_state_is_a_config_error_naming_the_shapes_expected() {
+    let receiver = Receiver::start_default();
+    let config = config(&receiver.url("/hook"), json!({}));
+    for state in [
+        r#"[{"type":"STREAM","data":{"chunk_id":5}}]"#,
+        r#"{"_valmi_meta":null}"#,
+        r#"{"type":"STREAM","data":{"chunk_id":null}}"#,
+        r#"{"chunk_id":5}"#,
+        r#""5""#,
+        r#"{"type":"STREAM","data":{"chunk_id":-5}}"#,
+        r#"{"type":"STREAM","data":{"chunk_id":5,"last_row_num":"7"}}"#,
+    ] {
+        let run = write_valmi_with_state_text(&config, state, valmi_records(1..=3).as_bytes());
+        let message = assert_fatal(&run, "config_error");
+        assert!(
+            message.contains("the state file")
+                && message.contains(r#"{"_valmi_meta":{"chunk_id":N}}"#),
+            "{state}: {message}"
+        );
+        assert!(run.states().is_empty(), "{state}: {}", run.dump());
+    }
+    assert_eq!(receiver.requests().len(), 0);
+}
+
+/// An empty file, `null` or `{}` is no checkpoint: the run starts at chunk 1 and sends every row.
+#[test]
+fn an_empty_state_starts_fresh() {
+    for state in ["", " \n", "null", "{}"] {
+        let receiver = Receiver::start_default();
+        let config = config(&receiver.url("/hook"), json!({}));
+        let run = write_valmi_with_state_text(&config, state, valmi_records(1..=3).as_bytes());
+        assert_completed(&run);
+        assert_eq!(state_data(run.states()[0])["chunk_id"], 1, "{state:?}");
+        assert_eq!(receiver.requests().len(), 3, "{state:?}");
+    }
+}
