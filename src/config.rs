@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::endpoint::{basic_credential, Endpoint};
+use crate::idempotency::RunScope;
 use crate::redact::Redacted;
 
 /// Destination Webhook
@@ -292,15 +293,20 @@ impl Config {
     }
 
     /// The run identity that makes Valmi idempotency keys repeat on a re-run of the same run.
-    pub fn run_scope(&self) -> Option<String> {
-        let args = self.run_time_args()?;
-        args.run_id
-            .as_ref()
-            .or(args.sync_id.as_ref())
-            .map(|v| match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
+    pub fn run_scope(&self) -> RunScope {
+        let text = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let args = self.run_time_args();
+        match (
+            args.and_then(|a| a.run_id.as_ref()),
+            args.and_then(|a| a.sync_id.as_ref()),
+        ) {
+            (Some(run), _) => RunScope::Run(text(run)),
+            (None, Some(sync)) => RunScope::Sync(text(sync)),
+            (None, None) => RunScope::Unknown,
+        }
     }
 
     /// Every secret value in this config, so output can be scrubbed of them.
@@ -403,14 +409,14 @@ mod tests {
             {"http_timeout": 7, "max_retries": 2, "chunk_size": 4, "records_per_metric": 2, "run_id": "r1", "extra": 1}}));
         assert_eq!(c.timeout(), std::time::Duration::from_secs(7));
         assert_eq!(c.max_retries(), 2);
-        assert_eq!(c.run_scope().as_deref(), Some("r1"));
+        assert_eq!(c.run_scope(), RunScope::Run("r1".into()));
         let c = parse(
             serde_json::json!({"url": "http://h", "timeout_seconds": 3, "max_retries": 0,
             "run_time_args": {"http_timeout": 7, "max_retries": 2, "sync_id": 42}}),
         );
         assert_eq!(c.timeout(), std::time::Duration::from_secs(3));
         assert_eq!(c.max_retries(), 0);
-        assert_eq!(c.run_scope().as_deref(), Some("42"));
+        assert_eq!(c.run_scope(), RunScope::Sync("42".into()));
     }
 
     #[test]

@@ -50,23 +50,61 @@ fn key_from(parts: &[&[u8]]) -> Key {
     Key(key)
 }
 
-/// Valmi: the run (`run_id`, else `sync_id`) and the row number identify a row. Without either
-/// id the row's own content stands in for the run, so two different runs never share a key.
-pub fn valmi(run_scope: Option<&str>, row_num: u64, content: &[u8]) -> Key {
-    match run_scope {
-        Some(run) => key_from(&[b"valmi", run.as_bytes(), &row_num.to_le_bytes()]),
-        None => key_from(&[b"valmi-content", &row_num.to_le_bytes(), content]),
+/// What a Valmi run says about itself in `run_time_args`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunScope {
+    /// `run_id`: one run, and every re-run of it.
+    Run(String),
+    /// `sync_id` alone: every run of the sync has it, so it cannot tell runs apart.
+    Sync(String),
+    Unknown,
+}
+
+/// Where a Valmi record stands among the rows of its run.
+#[derive(Clone, Copy, Debug)]
+pub struct ValmiRow<'a> {
+    pub row_num: u64,
+    /// The record's data as it came.
+    pub content: &'a [u8],
+    /// `Some(message_id)` when the row number does not exceed one read before it in this
+    /// process (repeated, or going backwards), so it cannot identify the record alone.
+    pub out_of_order: Option<u64>,
+}
+
+/// Valmi: within a run (`run_id`), the row number identifies a row. Without a `run_id`,
+/// the row's content is part of the key, so a later run's changed row is not taken for a
+/// replay. A row number that repeats or goes backwards identifies nothing on its own, so the
+/// key adds the content and the record's position in the input.
+pub fn valmi(scope: &RunScope, row: ValmiRow<'_>) -> Key {
+    let number = row.row_num.to_le_bytes();
+    let position = row.out_of_order.map(u64::to_le_bytes);
+    let mut parts: Vec<&[u8]> = match scope {
+        RunScope::Run(run) => vec![b"valmi", run.as_bytes(), &number],
+        RunScope::Sync(sync) => vec![b"valmi-sync", sync.as_bytes(), &number, row.content],
+        RunScope::Unknown => vec![b"valmi-content", &number, row.content],
+    };
+    if let Some(position) = &position {
+        parts.extend([&b"out-of-order"[..], row.content, position]);
     }
+    key_from(&parts)
 }
 
 /// Airbyte: the stream, the primary-key value when there is one, and the record itself.
-pub fn airbyte(stream: &str, primary_key: Option<&str>, data: &[u8]) -> Key {
-    key_from(&[
+/// `occurrence` (1 for the first) tells identical records apart: see
+/// [`crate::dialect::airbyte`] for how it is counted.
+pub fn airbyte(stream: &str, primary_key: Option<&str>, data: &[u8], occurrence: u64) -> Key {
+    let occurrence = occurrence.to_le_bytes();
+    let mut parts: Vec<&[u8]> = vec![
         b"airbyte",
         stream.as_bytes(),
         primary_key.unwrap_or("").as_bytes(),
         data,
-    ])
+    ];
+    // The first occurrence keeps the key of a record that has no twin.
+    if occurrence != 1u64.to_le_bytes() {
+        parts.push(&occurrence);
+    }
+    key_from(&parts)
 }
 
 /// A batch is identified by its records, in order.
@@ -81,26 +119,105 @@ mod tests {
 
     #[test]
     fn stable_and_distinct() {
-        assert_eq!(valmi(Some("run-1"), 7, b"a"), valmi(Some("run-1"), 7, b"b"));
-        assert_ne!(valmi(Some("run-1"), 7, b"a"), valmi(Some("run-1"), 8, b"a"));
-        assert_ne!(valmi(Some("run-1"), 7, b""), valmi(Some("run-2"), 7, b""));
-        assert_ne!(valmi(None, 7, b"a"), valmi(None, 7, b"b"));
+        let run = |id: &str| RunScope::Run(id.into());
+        let row = |row_num, content: &'static [u8]| ValmiRow {
+            row_num,
+            content,
+            out_of_order: None,
+        };
         assert_eq!(
-            airbyte("s", Some("1"), b"{}"),
-            airbyte("s", Some("1"), b"{}")
+            valmi(&run("run-1"), row(7, b"a")),
+            valmi(&run("run-1"), row(7, b"b"))
         );
         assert_ne!(
-            airbyte("s", Some("1"), b"{}"),
-            airbyte("t", Some("1"), b"{}")
+            valmi(&run("run-1"), row(7, b"a")),
+            valmi(&run("run-1"), row(8, b"a"))
         );
-        let k = valmi(Some("r"), 1, b"");
+        assert_ne!(
+            valmi(&run("run-1"), row(7, b"")),
+            valmi(&run("run-2"), row(7, b""))
+        );
+        assert_ne!(
+            valmi(&RunScope::Unknown, row(7, b"a")),
+            valmi(&RunScope::Unknown, row(7, b"b"))
+        );
+        assert_eq!(
+            airbyte("s", Some("1"), b"{}", 1),
+            airbyte("s", Some("1"), b"{}", 1)
+        );
+        assert_ne!(
+            airbyte("s", Some("1"), b"{}", 1),
+            airbyte("t", Some("1"), b"{}", 1)
+        );
+        let k = valmi(&run("r"), row(1, b""));
         assert!(
             k.as_str().starts_with("msg_") && k.as_str().len() == 28,
             "{k}"
         );
-        let (a, b) = (valmi(None, 1, b"a"), valmi(None, 2, b"b"));
+        let (a, b) = (
+            valmi(&RunScope::Unknown, row(1, b"a")),
+            valmi(&RunScope::Unknown, row(2, b"b")),
+        );
         let (a, b) = (a.as_str().as_bytes(), b.as_str().as_bytes());
         assert_ne!(batch([a, b].into_iter()), batch([b, a].into_iter()));
         assert_eq!(batch([a, b].into_iter()), batch([a, b].into_iter()));
+    }
+
+    /// The keys of rows in order and of first occurrences are those the connector always sent.
+    #[test]
+    fn ordinary_keys_are_unchanged() {
+        let in_order = ValmiRow {
+            row_num: 7,
+            content: b"x",
+            out_of_order: None,
+        };
+        assert_eq!(
+            valmi(&RunScope::Run("run-1".into()), in_order),
+            key_from(&[b"valmi", b"run-1", &7u64.to_le_bytes()])
+        );
+        assert_eq!(
+            valmi(&RunScope::Unknown, in_order),
+            key_from(&[b"valmi-content", &7u64.to_le_bytes(), b"x"])
+        );
+        assert_eq!(
+            airbyte("s", None, b"{}", 1),
+            key_from(&[b"airbyte", b"s", b"", b"{}"])
+        );
+    }
+
+    /// Two different records never share a key, and a run without a `run_id` does not replay
+    /// another run's changed row.
+    #[test]
+    fn repeated_rows_twins_and_other_runs_get_their_own_keys() {
+        let at = |row_num, content: &'static [u8], out_of_order| ValmiRow {
+            row_num,
+            content,
+            out_of_order,
+        };
+        for scope in [
+            RunScope::Run("r".into()),
+            RunScope::Sync("s".into()),
+            RunScope::Unknown,
+        ] {
+            let first = valmi(&scope, at(3, b"a", None));
+            let repeated = valmi(&scope, at(3, b"b", Some(9)));
+            let twin = valmi(&scope, at(3, b"a", Some(9)));
+            let later_twin = valmi(&scope, at(3, b"a", Some(10)));
+            assert_ne!(first, repeated, "{scope:?}");
+            assert_ne!(first, twin, "{scope:?}");
+            assert_ne!(twin, later_twin, "{scope:?}");
+            assert_eq!(twin, valmi(&scope, at(3, b"a", Some(9))), "{scope:?}");
+        }
+        let sync = RunScope::Sync("s".into());
+        assert_ne!(
+            valmi(&sync, at(3, b"monday", None)),
+            valmi(&sync, at(3, b"tuesday", None))
+        );
+        assert_ne!(
+            valmi(&sync, at(3, b"a", None)),
+            valmi(&RunScope::Run("s".into()), at(3, b"a", None))
+        );
+        assert_ne!(airbyte("s", None, b"{}", 1), airbyte("s", None, b"{}", 2));
+        assert_ne!(airbyte("s", None, b"{}", 2), airbyte("s", None, b"{}", 3));
     }
 }

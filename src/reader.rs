@@ -61,6 +61,7 @@ fn read_all(input: impl Read, mut dialect: Dialect, tx: mpsc::Sender<Vec<Event>>
         line_no += 1;
         chunk_bytes += line.len();
         if oversized {
+            dialect.unreadable_line();
             chunk.push(Event::Malformed {
                 line_no,
                 excerpt: excerpt(&line),
@@ -137,11 +138,14 @@ fn handle_line(
             excerpt: String::new(),
             reason: "empty line".into(),
         }),
-        Err(e) => out.push(Event::Malformed {
-            line_no,
-            excerpt: excerpt(line),
-            reason: e.to_string(),
-        }),
+        Err(e) => {
+            dialect.unreadable_line();
+            out.push(Event::Malformed {
+                line_no,
+                excerpt: excerpt(line),
+                reason: e.to_string(),
+            })
+        }
         Ok(Parsed::Ignored) => {}
         Ok(Parsed::State(raw)) => {
             if let Some(scope) = dialect.state_scope(raw) {

@@ -295,3 +295,232 @@ fn an_empty_state_starts_fresh() {
         assert_eq!(receiver.requests().len(), 3, "{state:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 12: Valmi row numbers out of order: resume never skips an unacknowledged row, and two
+// different records never share an idempotency key.
+
+/// Upsert records with these row numbers; `id` is the row number times 100 plus how many
+/// times the row number came before, so a repeated row is a different record.
+fn rows_input(rows: &[u64]) -> String {
+    let mut seen = std::collections::HashMap::new();
+    rows.iter()
+        .map(|row| {
+            let repeat: &mut u64 = seen.entry(*row).or_default();
+            let id = row * 100 + *repeat;
+            *repeat += 1;
+            valmi_record(*row, "upsert", json!(id))
+        })
+        .collect()
+}
+
+fn request_id(request: &RecordedRequest) -> u64 {
+    request.json()["payload"]["id"].as_u64().unwrap()
+}
+
+/// How the orchestrator resumes a stopped Valmi run.
+#[derive(Clone, Copy, Debug)]
+enum Resumed {
+    /// From the last STATE, with the whole input fed again (what Valmi's wrapper does today).
+    FromLastStateWithEverything,
+    /// From the last committed STATE, without the chunks it committed (what the wrapper does
+    /// when it can read its checkpoint).
+    FromCommittedChunks,
+}
+
+/// `rows` (see [`rows_input`]) written in chunks of `chunk_size` until the endpoint refuses
+/// record `refused_id` with a 401, then resumed as `resumed` says: every record the first
+/// run did not acknowledge must reach the endpoint in the second. Returns whether the first
+/// run warned about the row order.
+#[track_caller]
+fn assert_resume_loses_nothing(
+    rows: &[u64],
+    refused_id: u64,
+    chunk_size: u64,
+    resumed: Resumed,
+) -> bool {
+    let input = rows_input(rows);
+    let extra = json!({"concurrency": 1, "run_time_args":
+        {"run_id": "r", "chunk_size": chunk_size, "records_per_metric": 1}});
+    let first = receiver_with_rule(webhook_receiver::Rule::when_body_contains(
+        format!(r#""id":{refused_id},"#),
+        webhook_receiver::Reply::status(401),
+    ));
+    let run = write_valmi_to(&first, extra.clone(), input.as_bytes());
+    assert_fatal_stop(&run, "config_error");
+    let acknowledged: std::collections::BTreeSet<u64> = first
+        .requests()
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(request_id)
+        .collect();
+    let (checkpoint, input_again) = match resumed {
+        Resumed::FromLastStateWithEverything => {
+            (run.states().last().unwrap()["state"].clone(), input.clone())
+        }
+        Resumed::FromCommittedChunks => {
+            let committed = run
+                .states()
+                .into_iter()
+                .rfind(|s| state_data(s)["commit_state"] == true)
+                .expect("a committed chunk")["state"]
+                .clone();
+            let chunks = state_data(&json!({ "state": committed }))["chunk_id"]
+                .as_u64()
+                .unwrap();
+            let rest: Vec<&str> = input.lines().skip((chunks * chunk_size) as usize).collect();
+            (committed, rest.join("\n") + "\n")
+        }
+    };
+    let second = Receiver::start_default();
+    let config = config(&second.url("/hook"), extra);
+    let resumed_run = write_valmi_with(&config, None, Some(&checkpoint), input_again.as_bytes());
+    assert_completed(&resumed_run);
+    let sent: std::collections::BTreeSet<u64> = second.requests().iter().map(request_id).collect();
+    let lost: Vec<u64> = jsonl(&input)
+        .iter()
+        .map(|m| m["record"]["data"]["id"].as_u64().unwrap())
+        .filter(|id| !acknowledged.contains(id) && !sent.contains(id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{rows:?} {resumed:?}: records never delivered: {lost:?} (checkpoint {checkpoint})"
+    );
+    run.logs("WARN")
+        .iter()
+        .any(|w| w.contains("_valmi_row_num"))
+}
+
+/// With row numbers 1, 2, 3, 10, 4… and row 10 acknowledged, the STATE used to say
+/// `last_row_num` 10, and a resume skipped rows 4 to 9 though they were never acknowledged.
+/// Now it says 3 until row 4 is acknowledged (and the first run warns).
+#[test]
+fn a_resume_never_skips_rows_below_an_earlier_higher_row() {
+    let rows = [1, 2, 3, 10, 4, 5, 6, 7, 8, 9];
+    for resumed in [
+        Resumed::FromLastStateWithEverything,
+        Resumed::FromCommittedChunks,
+    ] {
+        assert!(assert_resume_loses_nothing(&rows, 500, 4, resumed));
+    }
+}
+
+/// With 1, 2, 3, 2′, 4 and the second row 2 refused, the checkpoint says `last_row_num` 3;
+/// the resumed run skipped the second row 2 as if it were the first. Now skipping stops at
+/// the first row number that does not rise.
+#[test]
+fn a_resume_never_skips_a_repeated_row_number() {
+    assert!(!assert_resume_loses_nothing(
+        &[1, 2, 3, 2, 4, 5],
+        201,
+        100,
+        Resumed::FromLastStateWithEverything
+    ));
+}
+
+/// Keys of one write of `input` under `run_time_args`, by the record's `id`.
+fn keys_by_id(run_time_args: Value, input: &str) -> std::collections::BTreeMap<u64, String> {
+    let receiver = Receiver::start_default();
+    let run = write_valmi_to(
+        &receiver,
+        json!({ "run_time_args": run_time_args }),
+        input.as_bytes(),
+    );
+    assert_completed(&run);
+    idempotency_keys(&receiver.requests(), request_id)
+}
+
+/// A repeated `_valmi_row_num` (a different record each time) gets its own key, and the keys
+/// are the same when the same run is written again.
+#[test]
+fn records_sharing_a_row_number_get_their_own_stable_keys() {
+    let input = rows_input(&[1, 2, 2, 3, 2, 1]);
+    for args in [json!({"run_id": "r"}), json!({"sync_id": "s"}), json!({})] {
+        let keys = keys_by_id(args.clone(), &input);
+        assert_eq!(keys.len(), 6, "{args}");
+        let distinct: std::collections::HashSet<&String> = keys.values().collect();
+        assert_eq!(distinct.len(), 6, "{args}: {keys:?}");
+        assert_eq!(
+            keys,
+            keys_by_id(args.clone(), &input),
+            "{args}: a re-run keeps them"
+        );
+    }
+}
+
+/// With a `sync_id` and no `run_id`, a later run's changed row N does not get the key row N
+/// had in an earlier run (it used to: the key was the sync and the row number).
+#[test]
+fn without_a_run_id_a_later_runs_new_data_is_no_replay() {
+    let monday = valmi_record(1, "upsert", json!(1));
+    let tuesday = valmi_record(1, "upsert", json!(2));
+    let args = json!({"sync_id": "sync-7"});
+    let monday_key = keys_by_id(args.clone(), &monday)[&1].clone();
+    let tuesday_key = keys_by_id(args, &tuesday)[&2].clone();
+    assert_ne!(monday_key, tuesday_key);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 13: identical Airbyte records without a primary key.
+
+/// Three identical keyless records get three keys (an endpoint that de-duplicates used to
+/// keep one while the STATE counted three). Counting restarts after each STATE, the point a
+/// source resumes from, so a re-run gives the same keys.
+#[test]
+fn identical_records_without_a_primary_key_get_their_own_keys() {
+    let record = airbyte_record(None, r#"{"x":1}"#);
+    let state =
+        r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"s"}}}}"#;
+    let input = [&record, &record, &record, state, "\n", &record].concat();
+    let keys = || {
+        let receiver = Receiver::start_default();
+        let config = config(&receiver.url("/hook"), json!({"concurrency": 1}));
+        let run = write_airbyte(
+            &config,
+            &airbyte_catalog(&[(None, "s", &[])]),
+            input.as_bytes(),
+        );
+        assert_completed(&run);
+        let counts = &run.states()[0]["state"]["destinationStats"]["recordCount"];
+        assert_eq!(counts, &json!(3.0), "{}", run.dump());
+        idempotency_keys(&receiver.requests(), |r| {
+            r.json()["_message_id"].as_u64().unwrap()
+        })
+    };
+    let first = keys();
+    let distinct: std::collections::HashSet<&String> = first.values().take(3).collect();
+    assert_eq!(distinct.len(), 3, "{first:?}");
+    assert_eq!(
+        first[&4], first[&1],
+        "the first copy after a STATE: {first:?}"
+    );
+    assert_eq!(first, keys(), "a re-run of the same input keeps the keys");
+}
+
+/// A line that cannot be read may have been the missing row: it will never be a record, so
+/// `last_row_num` goes on past it. A row number missing with no such line stops it (and is
+/// warned about), since that row may still come.
+#[test]
+fn last_row_num_passes_unreadable_lines_but_not_missing_rows() {
+    let unreadable = valmi_record(4, "upsert", json!(4)).replace(r#""id":4"#, r#""id":NaN"#);
+    for (input, last_row_num, warns) in [
+        (
+            valmi_records(1..=3) + &unreadable + &valmi_records(5..=6),
+            6,
+            false,
+        ),
+        (valmi_records(1..=3) + &valmi_records(5..=6), 3, true),
+    ] {
+        let receiver = Receiver::start_default();
+        let run = write_valmi_to(&receiver, json!({}), input.as_bytes());
+        assert_completed(&run);
+        let last = state_data(run.states().last().unwrap());
+        assert_eq!(last["finished"], true, "{}", run.dump());
+        assert_eq!(last["last_row_num"], last_row_num, "{}", run.dump());
+        let warned = run
+            .logs("WARN")
+            .iter()
+            .any(|w| w.contains("_valmi_row_num 5 was settled while row 4 was not"));
+        assert_eq!(warned, warns, "{}", run.dump());
+    }
+}

@@ -9,6 +9,7 @@ use destination_webhook::dialect::{airbyte::Airbyte, valmi::Valmi, Dialect};
 use destination_webhook::encoder::Encoder;
 use destination_webhook::endpoint::Endpoint;
 use destination_webhook::shape::Shape;
+use destination_webhook::idempotency::RunScope;
 use destination_webhook::protocol::{parse_line, Parsed, RawObject};
 use serde_json::value::RawValue;
 use libfuzzer_sys::fuzz_target;
@@ -22,7 +23,7 @@ fn dialects() -> Vec<Dialect> {
             mapping: vec![MappingEntry { stream: "id".into(), sink: "id".into() }, MappingEntry { stream: "a".into(), sink: "b".into() }],
             id_key: Some("id".into()),
         };
-        out.push(Dialect::Valmi(Valmi::new(wire(), catalog, Some("run".into()), Some(3))));
+        out.push(Dialect::Valmi(Valmi::new(wire(), catalog, RunScope::Run("run".into()), Some(3))));
         let stream = AirbyteStream { name: "s".into(), namespace: None, sync_mode: "append_dedup".into(), primary_key: vec![vec!["id".into()], vec!["o".into(), "k".into()]] };
         out.push(Dialect::Airbyte(Airbyte::new(wire(), vec![stream])));
     }

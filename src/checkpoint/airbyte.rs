@@ -170,6 +170,7 @@ mod tests {
             scope,
             data: None,
             size: 0,
+            unreadable_rows_before: 0,
         })
     }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::ack::{Ack, Entry};
-use crate::protocol::{now_millis, Message};
+use crate::protocol::{log, now_millis, Level, Message};
 
 pub struct ValmiCheckpoints {
     chunk_size: u64,
@@ -18,7 +18,68 @@ pub struct ValmiCheckpoints {
     settled: u64,
     /// Records per bucket (sync op, or `rejected`) in the current chunk, in first-seen order.
     counts: Vec<(Cow<'static, str>, u64)>,
-    last_row_num: Option<u64>,
+    rows: SettledRows,
+}
+
+/// Settled rows above the first gap, remembered until the gap fills; past this many, the
+/// gap is taken as permanent and `last_row_num` stays where it is.
+const MAX_ROWS_AHEAD: usize = 1 << 16;
+
+/// Which rows are settled, as far as a resume may rely on it. A resume skips every row
+/// `<= last_row_num`, so `last_row_num` only ever covers rows settled without a gap: with row
+/// numbers 1, 2, 3, 10, 4 and row 10 settled, it stays 3, for rows 4 to 9 may still come.
+struct SettledRows {
+    /// Every row from the first of the run up to here is settled (in this process, or by the
+    /// run the checkpoint came from).
+    through: Option<u64>,
+    ahead: std::collections::BTreeSet<u64>,
+    gave_up: bool,
+    warned: bool,
+}
+
+impl SettledRows {
+    fn new(resumed_through: Option<u64>) -> Self {
+        SettledRows {
+            through: resumed_through,
+            ahead: Default::default(),
+            gave_up: false,
+            warned: false,
+        }
+    }
+
+    /// Row `row` is settled, with the `unreadable` rows right below it (see
+    /// [`crate::dialect::RecordMeta::unreadable_rows_before`]); returns the one warning of the run the first
+    /// time rows are not settled one after the other.
+    fn settle(&mut self, row: u64, unreadable: u64) -> Option<String> {
+        let next = self.through.map_or(1, |t| t + 1);
+        let first = row.saturating_sub(unreadable);
+        if first == next && !self.gave_up {
+            let mut through = row;
+            while self.ahead.remove(&(through + 1)) {
+                through += 1;
+            }
+            self.through = Some(through);
+            return None;
+        }
+        if first > next && !self.gave_up {
+            self.gave_up = self.ahead.len() as u64 + unreadable >= MAX_ROWS_AHEAD as u64;
+            if self.gave_up {
+                self.ahead.clear();
+            } else {
+                self.ahead.extend(first..=row);
+            }
+        }
+        if std::mem::replace(&mut self.warned, true) {
+            return None;
+        }
+        let covered = match self.through {
+            Some(through) => format!("row {through}"),
+            None => "no row".to_string(),
+        };
+        Some(format!(
+            "_valmi_row_num {row} was settled while row {next} was not: row numbers repeat, go backwards or skip some. The last_row_num of the STATEs stays at the last row settled with none missing before it ({covered} for now), so a resume sends the rows after it again, under the same idempotency keys"
+        ))
+    }
 }
 
 impl ValmiCheckpoints {
@@ -35,7 +96,7 @@ impl ValmiCheckpoints {
             chunk_id: resumed_chunk.map_or(1, |n| n + 1),
             settled: 0,
             counts: Vec::new(),
-            last_row_num,
+            rows: SettledRows::new(last_row_num),
         }
     }
 
@@ -61,8 +122,12 @@ impl ValmiCheckpoints {
             Some((_, n)) => *n += 1,
             None => self.counts.push((bucket, 1)),
         }
-        if let Some(row) = meta.label.row_num {
-            self.last_row_num = Some(self.last_row_num.map_or(row, |r| r.max(row)));
+        if let Some(warning) = meta
+            .label
+            .row_num
+            .and_then(|row| self.rows.settle(row, meta.unreadable_rows_before))
+        {
+            out.push(log(Level::Warn, &warning));
         }
         self.settled += 1;
         let commit = self.settled.is_multiple_of(self.chunk_size);
@@ -117,7 +182,7 @@ impl ValmiCheckpoints {
                     finished,
                     commit_state: commit,
                     commit_metric: true,
-                    last_row_num: self.last_row_num,
+                    last_row_num: self.rows.through,
                 },
             },
         };
@@ -180,6 +245,7 @@ mod tests {
             scope: 0,
             data: Some(bytes::Bytes::from_static(br#"{"id":1}"#)),
             size: 0,
+            unreadable_rows_before: 0,
         })
     }
 
@@ -247,5 +313,83 @@ mod tests {
             json!({"rejected": 1})
         );
         assert_eq!(last["state"]["data"]["last_row_num"], 41);
+    }
+
+    /// `last_row_num` after settling `rows` one by one, and whether a WARN came.
+    fn through(resumed: Option<u64>, rows: &[u64]) -> (Option<u64>, bool) {
+        let mut settled = SettledRows::new(resumed);
+        let warnings = rows
+            .iter()
+            .filter_map(|row| settled.settle(*row, 0))
+            .count();
+        assert!(warnings <= 1, "one warning per run");
+        let warned = warnings == 1;
+        (settled.through, warned)
+    }
+
+    #[test]
+    fn last_row_num_covers_only_rows_settled_without_a_gap() {
+        assert_eq!(through(None, &[1, 2, 3]), (Some(3), false));
+        assert_eq!(through(Some(40), &[41, 42]), (Some(42), false));
+        assert_eq!(through(None, &[1, 2, 3, 10]), (Some(3), true));
+        assert_eq!(
+            through(None, &[1, 2, 3, 10, 4, 5, 6, 7, 8, 9]),
+            (Some(10), true)
+        );
+        assert_eq!(through(None, &[1, 2, 2, 3]), (Some(3), true));
+        assert_eq!(through(None, &[5, 6]), (None, true));
+        assert_eq!(through(Some(40), &[45]), (Some(40), true));
+    }
+
+    /// Rows that stood on unreadable lines will never be records: they leave no gap.
+    #[test]
+    fn rows_of_unreadable_lines_leave_no_gap() {
+        let mut settled = SettledRows::new(None);
+        for (row, unreadable) in [(1, 0), (2, 0), (4, 1), (5, 0), (8, 2)] {
+            assert_eq!(settled.settle(row, unreadable), None, "{row}");
+        }
+        assert_eq!(settled.through, Some(8));
+        let mut gap_first = SettledRows::new(None);
+        gap_first.settle(1, 0);
+        assert!(gap_first.settle(5, 1).is_some());
+        assert_eq!(gap_first.settle(3, 1), None);
+        assert_eq!(gap_first.through, Some(5));
+    }
+
+    #[test]
+    fn a_gap_that_never_fills_stops_last_row_num_with_bounded_memory() {
+        let mut settled = SettledRows::new(None);
+        settled.settle(1, 0);
+        for row in 3..(MAX_ROWS_AHEAD as u64 + 10) {
+            settled.settle(row, 0);
+        }
+        assert!(settled.gave_up && settled.ahead.is_empty());
+        settled.settle(2, 0);
+        assert_eq!(settled.through, Some(1));
+    }
+
+    #[test]
+    fn states_carry_the_gapless_last_row_and_one_warning() {
+        let mut c = ValmiCheckpoints::new(100, 1, None, None);
+        let mut out = Vec::new();
+        for row in [1, 2, 3, 10, 4] {
+            c.settled(record(row, "upsert"), Ack::Delivered, &mut out);
+        }
+        let out: Vec<Value> = out.iter().map(Message::to_value).collect();
+        let last_rows: Vec<&Value> = out
+            .iter()
+            .filter(|m| m["type"] == "STATE")
+            .map(|m| &m["state"]["data"]["last_row_num"])
+            .collect();
+        assert_eq!(
+            last_rows,
+            [&json!(1), &json!(2), &json!(3), &json!(3), &json!(4)]
+        );
+        let warnings: Vec<&Value> = out.iter().filter(|m| m["type"] == "LOG").collect();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0]["log"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("_valmi_row_num 10 was settled while row 4 was not"));
     }
 }

@@ -35,6 +35,54 @@ pub struct Airbyte {
     next_unknown: u32,
     /// Missing streams already warned about.
     warned: std::collections::HashSet<String>,
+    twins: Twins,
+}
+
+/// Most records without a primary key remembered at once to count their identical twins.
+const MAX_REMEMBERED_TWINS: usize = 1 << 17;
+
+/// How many times each record of a keyless stream has been read since the last STATE that
+/// covers its stream: the n-th identical copy gets its own idempotency key, so an endpoint
+/// that de-duplicates keeps all of them, as the STATE counts them. Counting restarts at each
+/// STATE because a source resumes from the last STATE: a re-run then reads the same records in
+/// the same order from there and gives them the same keys.
+#[derive(Default)]
+struct Twins {
+    /// stream id → content hash → copies read.
+    seen: HashMap<u32, HashMap<u64, u64>>,
+    remembered: usize,
+}
+
+impl Twins {
+    /// 1 for the first copy of `data` in `stream` since the last STATE, 2 for the next...
+    fn occurrence(&mut self, stream: u32, data: &str) -> u64 {
+        if self.remembered >= MAX_REMEMBERED_TWINS {
+            // Bounded memory: forgetting makes a later twin count from 1 again.
+            self.seen.clear();
+            self.remembered = 0;
+        }
+        let count = self
+            .seen
+            .entry(stream)
+            .or_default()
+            .entry(hash_key(data))
+            .or_insert_with(|| {
+                self.remembered += 1;
+                0
+            });
+        *count += 1;
+        *count
+    }
+
+    fn forget(&mut self, scope: Scope) {
+        match scope {
+            Scope::Stream(id) => {
+                let forgotten = self.seen.remove(&id).map_or(0, |m| m.len());
+                self.remembered -= forgotten;
+            }
+            Scope::Global => *self = Twins::default(),
+        }
+    }
 }
 
 impl Airbyte {
@@ -45,6 +93,7 @@ impl Airbyte {
             ids: HashMap::new(),
             next_unknown: catalog.len() as u32,
             warned: Default::default(),
+            twins: Twins::default(),
         };
         for s in catalog {
             let label = match &s.namespace {
@@ -118,7 +167,14 @@ impl Airbyte {
         };
         let meta = RecordMeta::new(label, stream.label.clone(), id, None);
         out.push(
-            match request(&mut self.encoder, stream, id, record, label) {
+            match request(
+                &mut self.encoder,
+                &mut self.twins,
+                stream,
+                id,
+                record,
+                label,
+            ) {
                 Ok((request, order_key)) => meta.send(request, order_key),
                 Err(reason) => meta.refused(reason),
             },
@@ -164,7 +220,7 @@ impl Airbyte {
             #[serde(default)]
             namespace: Option<String>,
         }
-        match serde_json::from_str::<State>(state.get()) {
+        let scope = match serde_json::from_str::<State>(state.get()) {
             Ok(State {
                 kind: Some(kind),
                 stream: Some(s),
@@ -173,13 +229,16 @@ impl Airbyte {
                 &s.stream_descriptor.name,
             )),
             _ => Scope::Global,
-        }
+        };
+        self.twins.forget(scope);
+        scope
     }
 }
 
 /// The record's request and ordering key.
 fn request(
     encoder: &mut Encoder,
+    twins: &mut Twins,
     stream: &Stream,
     id: u32,
     record: &InputRecord,
@@ -206,10 +265,15 @@ fn request(
         None if stream.serialize_all => Some(hash_key(id)),
         None => None,
     };
+    let occurrence = match primary_key {
+        Some(_) => 1,
+        None => twins.occurrence(id, record.data.get()),
+    };
     let idempotency_key = idempotency::airbyte(
         &stream.label,
         primary_key.as_deref(),
         record.data.get().as_bytes(),
+        occurrence,
     );
     let request = Request {
         payload,
@@ -246,4 +310,35 @@ fn primary_key_text(fields: &RawObject, key: &[Vec<String>]) -> Result<Option<St
         text.push('\u{1f}');
     }
     Ok(Some(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twins_are_counted_per_stream_until_a_state_covers_them() {
+        let mut twins = Twins::default();
+        let counts: Vec<u64> = [(0, "a"), (0, "a"), (1, "a"), (0, "b"), (0, "a")]
+            .iter()
+            .map(|(stream, data)| twins.occurrence(*stream, data))
+            .collect();
+        assert_eq!(counts, [1, 2, 1, 1, 3]);
+        twins.forget(Scope::Stream(0));
+        assert_eq!(twins.occurrence(0, "a"), 1);
+        assert_eq!(twins.occurrence(1, "a"), 2);
+        twins.forget(Scope::Global);
+        assert_eq!(twins.occurrence(1, "a"), 1);
+        assert_eq!(twins.remembered, 1);
+    }
+
+    #[test]
+    fn twins_are_forgotten_past_the_bound() {
+        let mut twins = Twins::default();
+        for n in 0..MAX_REMEMBERED_TWINS {
+            twins.occurrence(0, &n.to_string());
+        }
+        assert_eq!(twins.occurrence(0, "0"), 1);
+        assert_eq!(twins.remembered, 1);
+    }
 }

@@ -48,6 +48,10 @@ pub struct RecordMeta {
     pub data: Option<Bytes>,
     /// Bytes this record holds while in the window (request body and data).
     pub size: usize,
+    /// Valmi: how many row numbers right below this record's were missing from the input
+    /// where unreadable lines stood before it; they count as settled with it, since those
+    /// lines will never be records.
+    pub unreadable_rows_before: u64,
 }
 
 impl RecordMeta {
@@ -60,6 +64,7 @@ impl RecordMeta {
             scope,
             data,
             size,
+            unreadable_rows_before: 0,
         }
     }
 
@@ -135,6 +140,13 @@ impl Dialect {
         match self {
             Dialect::Valmi(d) => out.push(d.read(record, message_id)),
             Dialect::Airbyte(d) => d.read(record, message_id, out),
+        }
+    }
+
+    /// A line that could not be read as a message (it may have been a record).
+    pub fn unreadable_line(&mut self) {
+        if let Dialect::Valmi(d) = self {
+            d.unreadable_line();
         }
     }
 

@@ -12,7 +12,7 @@ use super::{hash_key, Event, RecordLabel, RecordMeta, Request};
 use crate::catalog::{mode_needs_order, MappingEntry, ValmiCatalog};
 use crate::encoder::Encoder;
 use crate::envelope::{json_name, Envelope, RawFields};
-use crate::idempotency;
+use crate::idempotency::{self, RunScope, ValmiRow};
 use crate::protocol::{InputRecord, RawObject, Text};
 use crate::rejection::Rejection;
 use crate::shape::Payload;
@@ -25,9 +25,10 @@ pub struct Valmi {
     id_key: Option<String>,
     /// Without a key, a mode that changes rows sends one record at a time.
     serialize_all: bool,
-    run_scope: Option<String>,
+    run_scope: RunScope,
     /// Rows up to here were delivered by an earlier attempt of this run.
     resume_after_row: Option<u64>,
+    rows: RowOrder,
     streams: HashMap<String, Arc<str>>,
     /// The stream of the previous record: input comes stream by stream, so this spares a map
     /// lookup per record.
@@ -40,6 +41,58 @@ struct ValmiMeta<'a> {
     _valmi_row_num: Option<u64>,
     #[serde(default, borrow)]
     _valmi_sync_op: Option<Text<'a>>,
+}
+
+/// Where a row number stands among those read before it in this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RowPlace {
+    /// Above every row number before it.
+    Rising,
+    /// Not above some row number before it: repeated, or going backwards.
+    NotRising,
+    /// Covered by the resume checkpoint, and read while the rows still rise: the records of
+    /// the acknowledged prefix that the checkpoint was made from.
+    AlreadyDelivered,
+}
+
+/// The rows read so far, in input order (resume-skipped ones included, so a re-run of the
+/// same input sees the same thing).
+#[derive(Default)]
+struct RowOrder {
+    highest: Option<u64>,
+    /// Set at the first row that does not rise: from there on, a row under the checkpoint
+    /// may be one that was never acknowledged, so nothing more is skipped.
+    stopped_skipping: bool,
+    /// Unreadable lines since the last record.
+    unreadable: u64,
+}
+
+impl RowOrder {
+    /// Where `row` stands, and how many row numbers right below it the unreadable lines
+    /// before it account for (all of the gap below it, or none).
+    fn next(&mut self, row: u64, resume_after_row: Option<u64>) -> (RowPlace, u64) {
+        let below = self.highest.or(resume_after_row).unwrap_or(0);
+        let missing = row.saturating_sub(below + 1);
+        let unreadable_rows = if missing <= std::mem::take(&mut self.unreadable) {
+            missing
+        } else {
+            0
+        };
+        (self.place(row, resume_after_row), unreadable_rows)
+    }
+
+    fn place(&mut self, row: u64, resume_after_row: Option<u64>) -> RowPlace {
+        let rises = self.highest.is_none_or(|highest| row > highest);
+        self.highest = self.highest.max(Some(row));
+        self.stopped_skipping |= !rises;
+        match resume_after_row {
+            Some(done) if rises && row <= done && !self.stopped_skipping => {
+                RowPlace::AlreadyDelivered
+            }
+            _ if rises => RowPlace::Rising,
+            _ => RowPlace::NotRising,
+        }
+    }
 }
 
 fn op_name(op: &str) -> Cow<'static, str> {
@@ -57,7 +110,7 @@ impl Valmi {
     pub fn new(
         encoder: Encoder,
         catalog: ValmiCatalog,
-        run_scope: Option<String>,
+        run_scope: RunScope,
         resume_after_row: Option<u64>,
     ) -> Self {
         Valmi {
@@ -72,9 +125,14 @@ impl Valmi {
             id_key: catalog.id_key,
             run_scope,
             resume_after_row,
+            rows: RowOrder::default(),
             streams: HashMap::new(),
             last_stream: None,
         }
+    }
+
+    pub fn unreadable_line(&mut self) {
+        self.rows.unreadable += 1;
     }
 
     fn stream(&mut self, name: &str) -> Arc<str> {
@@ -116,10 +174,13 @@ impl Valmi {
         };
         meta.op = op_name(&op.0);
         meta.label.row_num = valmi_meta._valmi_row_num;
-        if let (Some(row), Some(done)) = (valmi_meta._valmi_row_num, self.resume_after_row) {
-            if row <= done {
-                return Event::AlreadyDelivered;
-            }
+        let order = valmi_meta._valmi_row_num.map(|row| {
+            let (place, unreadable_rows) = self.rows.next(row, self.resume_after_row);
+            meta.unreadable_rows_before = unreadable_rows;
+            place
+        });
+        if order == Some(RowPlace::AlreadyDelivered) {
+            return Event::AlreadyDelivered;
         }
         let payload = match self.body(fields, valmi_meta_raw, record, message_id) {
             Ok(body) => body,
@@ -130,9 +191,14 @@ impl Valmi {
             None if self.serialize_all => Some(0),
             None => None,
         };
-        let row = valmi_meta._valmi_row_num.unwrap_or(message_id);
-        let idempotency_key =
-            idempotency::valmi(self.run_scope.as_deref(), row, record.data.get().as_bytes());
+        let idempotency_key = idempotency::valmi(
+            &self.run_scope,
+            ValmiRow {
+                row_num: valmi_meta._valmi_row_num.unwrap_or(message_id),
+                content: record.data.get().as_bytes(),
+                out_of_order: (order == Some(RowPlace::NotRising)).then_some(message_id),
+            },
+        );
         let request = Request {
             payload,
             idempotency_key: self.encoder.key_header(idempotency_key),
@@ -181,4 +247,77 @@ fn read_valmi_meta<'a>(fields: &RawObject<'a>) -> Result<(&'a RawValue, ValmiMet
         )
     })?;
     Ok((raw, meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn orders(resume_after_row: Option<u64>, rows: &[u64]) -> Vec<RowPlace> {
+        let mut order = RowOrder::default();
+        rows.iter()
+            .map(|row| order.next(*row, resume_after_row).0)
+            .collect()
+    }
+
+    /// Rows missing where unreadable lines stood are accounted for; other gaps are not.
+    #[test]
+    fn unreadable_lines_account_for_the_rows_missing_where_they_stood() {
+        let mut order = RowOrder::default();
+        assert_eq!(order.next(1, None).1, 0);
+        order.unreadable += 1;
+        assert_eq!(order.next(3, None).1, 1);
+        order.unreadable += 1;
+        assert_eq!(
+            order.next(6, None).1,
+            0,
+            "two rows missing, one unreadable line"
+        );
+        assert_eq!(order.next(8, None).1, 0, "no unreadable line");
+        let mut resumed = RowOrder::default();
+        resumed.unreadable += 2;
+        assert_eq!(resumed.next(7, Some(4)).1, 2);
+    }
+
+    #[test]
+    fn rows_that_do_not_rise_are_out_of_order() {
+        use RowPlace::*;
+        assert_eq!(orders(None, &[1, 2, 3]), [Rising, Rising, Rising]);
+        assert_eq!(
+            orders(None, &[1, 3, 2, 3, 4]),
+            [Rising, Rising, NotRising, NotRising, Rising]
+        );
+    }
+
+    /// Only the rising rows under the checkpoint are skipped: once a row repeats or goes back,
+    /// rows under it may never have been acknowledged.
+    #[test]
+    fn resume_skips_only_while_the_rows_rise() {
+        use RowPlace::*;
+        assert_eq!(
+            orders(Some(2), &[1, 2, 3]),
+            [AlreadyDelivered, AlreadyDelivered, Rising]
+        );
+        assert_eq!(
+            orders(Some(10), &[1, 2, 3, 10, 4, 5]),
+            [
+                AlreadyDelivered,
+                AlreadyDelivered,
+                AlreadyDelivered,
+                AlreadyDelivered,
+                NotRising,
+                NotRising
+            ]
+        );
+        assert_eq!(
+            orders(Some(3), &[1, 2, 3, 2, 3]),
+            [
+                AlreadyDelivered,
+                AlreadyDelivered,
+                AlreadyDelivered,
+                NotRising,
+                NotRising
+            ]
+        );
+    }
 }
