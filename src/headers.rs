@@ -2,7 +2,8 @@
 //! the configured `headers` and the auth header. Built once, reused for every request.
 
 use reqwest::header::{
-    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT,
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_ENCODING,
+    CONTENT_LENGTH, CONTENT_TYPE, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, USER_AGENT,
 };
 
 use crate::config::{Auth, Config};
@@ -24,6 +25,21 @@ const RESERVED: [HeaderName; 5] = [
     CONTENT_ENCODING,
 ];
 
+/// Headers that frame the body or steer the connection: the HTTP client sets them per request
+/// from what it actually sends. A configured `Content-Length: 5` cut every body to 5 bytes on a
+/// reused connection (the rest was read as the next request), and a larger one left every request
+/// waiting for bytes that never came.
+const FRAMING: [HeaderName; 8] = [
+    CONTENT_LENGTH,
+    TRANSFER_ENCODING,
+    HOST,
+    CONNECTION,
+    UPGRADE,
+    TE,
+    TRAILER,
+    HeaderName::from_static("keep-alive"),
+];
+
 pub fn user_agent() -> String {
     format!("destination-webhook/{}", env!("CARGO_PKG_VERSION"))
 }
@@ -36,10 +52,25 @@ pub enum HeaderError {
     BadName { index: usize, name: String },
     #[error("headers[{index}]: the value of '{name}' is not a valid HTTP header value (control characters or non-visible bytes)")]
     BadValue { index: usize, name: String },
-    #[error("headers[{index}]: '{name}' is set by the connector itself and cannot be configured")]
-    Reserved { index: usize, name: String },
+    #[error("headers[{index}]: '{name}' {why} and cannot be configured")]
+    Reserved {
+        index: usize,
+        name: String,
+        why: &'static str,
+    },
     #[error("auth: {0}")]
     Auth(String),
+}
+
+/// Why a header name may not be configured, as the message's wording; `None` when it may.
+fn refusal(name: &HeaderName) -> Option<&'static str> {
+    if RESERVED.contains(name) {
+        Some("is set by the connector itself")
+    } else if FRAMING.contains(name) {
+        Some("frames the body or steers the connection (the HTTP client sets it)")
+    } else {
+        None
+    }
 }
 
 /// Splits on the FIRST colon and trims both sides (Valmi split on every colon, which cut
@@ -64,10 +95,11 @@ pub fn static_headers(config: &Config, shape: Shape) -> Result<HeaderMap, Header
                 index,
                 name: name.to_string(),
             })?;
-        if RESERVED.contains(&header_name) {
+        if let Some(why) = refusal(&header_name) {
             return Err(HeaderError::Reserved {
                 index,
                 name: name.to_string(),
+                why,
             });
         }
         let mut header_value = HeaderValue::from_str(value).map_err(|_| HeaderError::BadValue {
@@ -140,10 +172,8 @@ fn auth_header(auth: &Auth) -> Result<Option<(HeaderName, HeaderValue)>, HeaderE
                     "header_name '{header_name}' is not a valid HTTP header name"
                 ))
             })?;
-            if RESERVED.contains(&name) {
-                return Err(HeaderError::Auth(format!(
-                    "header_name '{header_name}' is set by the connector itself"
-                )));
+            if let Some(why) = refusal(&name) {
+                return Err(HeaderError::Auth(format!("header_name '{header_name}' {why}")));
             }
             Some((name, secret(api_key.clone())?))
         }
@@ -195,6 +225,9 @@ mod tests {
     fn refuses_reserved_and_invalid_headers() {
         for (entry, expect) in [
             ("Idempotency-Key: x", "set by the connector"),
+            ("Content-Length: 5", "frames the body"),
+            ("keep-alive: timeout=5", "frames the body"),
+            ("HOST: elsewhere", "frames the body"),
             ("Bad Name: v", "not a valid HTTP header name"),
             ("X-A: line\nbreak", "not a valid HTTP header value"),
             ("nocolon", "no colon"),
