@@ -230,10 +230,15 @@ pub struct TlsConfig {
 #[derive(Clone, Default, Deserialize, Serialize, JsonSchema)]
 pub struct RunTimeArgs {
     /// HTTP timeout (seconds), used when timeout_seconds is absent
+    ///
+    /// At most 3600, like timeout_seconds; 0 or less means the default (30).
+    // Unbounded, 1e20 overflowed `Duration` and crashed `check` and `write`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 3600.0))]
     pub http_timeout: Option<f64>,
     /// Retries, used when max_retries is absent
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100))]
     pub max_retries: Option<u32>,
     /// Records per committed chunk
     #[serde(default, skip_serializing_if = "Option::is_none")]

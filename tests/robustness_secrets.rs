@@ -38,6 +38,22 @@ fn assert_config_refused(receiver: &Receiver, config: &Value, needle: &str) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Item 3: a huge run_time_args.http_timeout
+
+#[test]
+fn a_huge_http_timeout_is_a_config_error_not_a_crash() {
+    let receiver = Receiver::start_default();
+    for http_timeout in ["1e19", "1e20", "1e400"] {
+        let config: Value = serde_json::from_str(&format!(
+            r#"{{"url": "{}", "run_time_args": {{"http_timeout": {http_timeout}}}}}"#,
+            receiver.url("/hook")
+        ))
+        .unwrap();
+        assert_config_refused(&receiver, &config, "run_time_args.http_timeout");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Item 5: framing and hop-by-hop headers
 
 #[test]
