@@ -83,20 +83,18 @@ pub fn main() -> ExitCode {
                     )
                 }
             };
-            out.set_scrubber(crate::redact::Scrubber::new(
-                crate::redact::secrets_in_raw_config(&raw),
-            ));
+            crate::redact::register(crate::redact::secrets_in_raw_config(&raw));
             let status = match validate::load_config(&raw) {
-                Err(e) => connection_status(false, &e.to_string()),
+                Err(e) => connection_status(false, e.to_string()),
                 Ok(config) => {
-                    out.set_scrubber(crate::redact::Scrubber::new(config.secrets()));
+                    crate::redact::register(config.secrets());
                     let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
                         .expect("start the runtime");
                     match runtime.block_on(check::check(&config)) {
-                        Ok(message) => connection_status(true, &message),
-                        Err(message) => connection_status(false, &message),
+                        Ok(message) => connection_status(true, message),
+                        Err(message) => connection_status(false, message),
                     }
                 }
             };

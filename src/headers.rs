@@ -173,7 +173,9 @@ fn auth_header(auth: &Auth) -> Result<Option<(HeaderName, HeaderValue)>, HeaderE
                 ))
             })?;
             if let Some(why) = refusal(&name) {
-                return Err(HeaderError::Auth(format!("header_name '{header_name}' {why}")));
+                return Err(HeaderError::Auth(format!(
+                    "header_name '{header_name}' {why}"
+                )));
             }
             Some((name, secret(api_key.clone())?))
         }

@@ -14,27 +14,22 @@ use serde::Serialize;
 #[error("stdout was closed by the reader")]
 pub struct Closed;
 
+/// Writes each message as it was built: secrets are scrubbed from the prose of LOG and TRACE
+/// messages where that text is made (`redact::FreeText`), never from a finished line, which
+/// would rewrite STATEs and record data.
 pub struct Output {
     out: BufWriter<io::Stdout>,
-    scrubber: crate::redact::Scrubber,
 }
 
 impl Output {
     pub fn stdout() -> Self {
         Output {
             out: BufWriter::with_capacity(64 * 1024, io::stdout()),
-            scrubber: Default::default(),
         }
-    }
-
-    /// From now on every line is scrubbed of these secret values before it is written.
-    pub fn set_scrubber(&mut self, scrubber: crate::redact::Scrubber) {
-        self.scrubber = scrubber;
     }
 
     pub fn emit<T: Serialize>(&mut self, message: &T) -> Result<(), Closed> {
         let line = serde_json::to_string(message).expect("protocol messages always serialise");
-        let line = self.scrubber.scrub(&line);
         self.out.write_all(line.as_bytes()).map_err(|_| Closed)?;
         self.out.write_all(b"\n").map_err(|_| Closed)
     }

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+use crate::redact::FreeText;
+
 /// One input line, decoded only as far as the envelope; `D` is how the record's `data` is read.
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "D: Deserialize<'de>"))]
@@ -255,12 +257,14 @@ impl Message {
     }
 }
 
-/// Messages written to stdout, each serialised as one compact JSON line.
-pub fn log(level: Level, message: &str) -> Message {
+/// Messages written to stdout, each serialised as one compact JSON line. The prose in them is
+/// [`FreeText`], scrubbed of secrets as it is made; the rest is never scrubbed.
+pub fn log(level: Level, message: impl Into<FreeText>) -> Message {
+    let message = message.into();
     Message::Json(json!({"type": "LOG", "log": {"level": level, "message": message}}))
 }
 
-pub fn trace_error(failure_type: FailureType, message: &str, internal: &str) -> Value {
+fn trace_error(failure_type: FailureType, message: &FreeText, internal: &FreeText) -> Value {
     json!({"type": "TRACE", "trace": {
         "type": "ERROR",
         "emitted_at": now_millis() as f64,
@@ -272,15 +276,15 @@ pub fn trace_error(failure_type: FailureType, message: &str, internal: &str) -> 
 #[derive(Clone, Debug)]
 pub struct Fatal {
     pub failure_type: FailureType,
-    pub message: String,
-    pub internal: String,
+    pub message: FreeText,
+    pub internal: FreeText,
 }
 
 impl Fatal {
     pub fn new(
         failure_type: FailureType,
-        message: impl Into<String>,
-        internal: impl Into<String>,
+        message: impl Into<FreeText>,
+        internal: impl Into<FreeText>,
     ) -> Self {
         Fatal {
             failure_type,
@@ -294,7 +298,8 @@ impl Fatal {
     }
 }
 
-pub fn connection_status(ok: bool, message: &str) -> Value {
+pub fn connection_status(ok: bool, message: impl Into<FreeText>) -> Value {
+    let message = message.into();
     json!({"type": "CONNECTION_STATUS", "connectionStatus": {
         "status": if ok { "SUCCEEDED" } else { "FAILED" },
         "message": message

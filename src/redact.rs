@@ -2,6 +2,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::{PoisonError, RwLock};
+
+use serde::Serialize;
 
 /// Prints `<redacted>` whatever it wraps; used by the `Debug` impls of config types.
 pub struct Redacted<T>(pub T);
@@ -43,30 +46,169 @@ pub fn url_without_credentials(raw: &str) -> String {
 }
 
 /// Replaces every known secret value in text that may have come from outside (an endpoint's
-/// response body echoing the Authorization header, an error naming the URL).
+/// response body echoing the Authorization header, an error naming the URL), in each form it
+/// could be printed in there.
 #[derive(Clone, Default)]
 pub struct Scrubber {
-    secrets: Vec<String>,
+    /// The printed forms of every secret, longest first, so a secret that contains another is
+    /// removed whole.
+    forms: Vec<String>,
 }
 
 impl Scrubber {
-    pub fn new(mut secrets: Vec<String>) -> Self {
-        secrets.retain(|s| !s.is_empty());
-        // Longest first, so a secret that contains another is removed whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Scrubber { secrets }
+    pub fn new(secrets: Vec<String>) -> Self {
+        let mut scrubber = Scrubber::default();
+        scrubber.add(secrets);
+        scrubber
     }
 
-    /// The text with every secret replaced; borrowed, not copied, when it holds none (every
-    /// stdout line goes through here).
+    fn add(&mut self, secrets: impl IntoIterator<Item = String>) {
+        self.forms.extend(
+            secrets
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .flat_map(|s| printed_forms(&s)),
+        );
+        self.forms
+            .sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        self.forms.dedup();
+    }
+
+    /// The text with every secret replaced; borrowed, not copied, when it holds none.
     pub fn scrub<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = Cow::Owned(out.replace(secret.as_str(), "<redacted>"));
+        for form in &self.forms {
+            if out.contains(form.as_str()) {
+                out = Cow::Owned(out.replace(form.as_str(), "<redacted>"));
             }
         }
         out
+    }
+}
+
+/// A secret as an endpoint or a library may echo it: as is, JSON-escaped (with `\/` for `/` as
+/// PHP writes it, with `\uXXXX` for non-ASCII as Python writes it), and percent-encoded (every
+/// reserved byte, with upper- or lower-case hex, or form-encoded with `+` for a space).
+fn printed_forms(secret: &str) -> Vec<String> {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const RESERVED: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let json = serde_json::to_string(secret).expect("a string serialises");
+    let json = json[1..json.len() - 1].to_string();
+    let ascii = json_ascii(&json);
+    let percent = utf8_percent_encode(secret, RESERVED).to_string();
+    let mut forms = vec![
+        secret.to_string(),
+        json.replace('/', "\\/"),
+        ascii.replace('/', "\\/"),
+        json,
+        ascii,
+        lowercase_hex(&percent),
+        percent,
+        form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
+    ];
+    forms.dedup();
+    forms
+}
+
+/// JSON text with every non-ASCII character as a `\uXXXX` escape (a surrogate pair beyond the
+/// BMP), lower-case hex as Python's `json.dumps` writes it.
+fn json_ascii(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// Percent-encoded text with its hex digits in lower case (`%2f`), as some encoders write it.
+fn lowercase_hex(percent: &str) -> String {
+    let mut out = String::with_capacity(percent.len());
+    let mut hex_left = 0u8;
+    for c in percent.chars() {
+        out.push(if hex_left > 0 {
+            c.to_ascii_lowercase()
+        } else {
+            c
+        });
+        hex_left = if c == '%' {
+            2
+        } else {
+            hex_left.saturating_sub(1)
+        };
+    }
+    out
+}
+
+/// The secrets of this process's config, registered once it is read: every LOG, TRACE,
+/// CONNECTION_STATUS and rejection reason is scrubbed of them as it is made ([`FreeText`]).
+/// One config per process, so one set; secrets are only ever added.
+static SECRETS: RwLock<Scrubber> = RwLock::new(Scrubber { forms: Vec::new() });
+
+/// Adds secrets that free text made from now on must not show.
+pub fn register(secrets: impl IntoIterator<Item = String>) {
+    SECRETS
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .add(secrets);
+}
+
+/// `text` without any registered secret.
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    SECRETS
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .scrub(text)
+}
+
+/// Text the connector writes or quotes as prose (LOG and TRACE messages, CONNECTION_STATUS,
+/// rejection reasons): the only way to make one is through [`scrub`], so no message can forget
+/// it. Protocol structure (STATE, record data, codes) is never free text and is never scrubbed:
+/// a password `1234` must not turn a row count into `<redacted>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct FreeText(String);
+
+impl FreeText {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FreeText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for FreeText {
+    fn from(text: &str) -> Self {
+        FreeText(scrub(text).into_owned())
+    }
+}
+
+impl From<&String> for FreeText {
+    fn from(text: &String) -> Self {
+        FreeText::from(text.as_str())
+    }
+}
+
+impl From<String> for FreeText {
+    fn from(text: String) -> Self {
+        match scrub(&text) {
+            Cow::Borrowed(_) => FreeText(text),
+            Cow::Owned(scrubbed) => FreeText(scrubbed),
+        }
     }
 }
 
@@ -109,6 +251,28 @@ mod tests {
     fn scrubs_every_secret_and_keeps_the_rest() {
         let s = Scrubber::new(vec!["abc".into(), "abcdef".into()]);
         assert_eq!(s.scrub("x abcdef y abc"), "x <redacted> y <redacted>");
+    }
+
+    #[test]
+    fn scrubs_the_json_escaped_and_percent_encoded_forms() {
+        let s = Scrubber::new(vec!["a/b c\"é+😀".into()]);
+        for echoed in [
+            r#"a\/b c\"\u00e9+\ud83d\ude00"#,
+            r#"a/b c\"é+😀"#,
+            "a%2Fb%20c%22%C3%A9%2B%F0%9F%98%80",
+            "a%2fb%20c%22%c3%a9%2b%f0%9f%98%80",
+            "a%2Fb+c%22%C3%A9%2B%F0%9F%98%80",
+        ] {
+            assert_eq!(s.scrub(&format!("<{echoed}>")), "<<redacted>>", "{echoed}");
+        }
+    }
+
+    #[test]
+    fn free_text_is_scrubbed_of_registered_secrets() {
+        register(["unit-free-text-s3cr3t".to_string()]);
+        let text = FreeText::from("got unit-free-text-s3cr3t back");
+        assert_eq!(text.as_str(), "got <redacted> back");
+        assert_eq!(FreeText::from("nothing secret").as_str(), "nothing secret");
     }
 
     #[test]

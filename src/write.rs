@@ -46,15 +46,13 @@ struct Plan {
     description: String,
 }
 
-fn plan(args: &WriteArgs, out: &mut Output) -> Result<Plan, Fatal> {
+fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
     let config_error =
         |message: String| Fatal::new(FailureType::ConfigError, message, String::new());
     let raw = files::read_json(&args.config, "config").map_err(config_error)?;
-    out.set_scrubber(crate::redact::Scrubber::new(
-        crate::redact::secrets_in_raw_config(&raw),
-    ));
+    crate::redact::register(crate::redact::secrets_in_raw_config(&raw));
     let config = validate::load_config(&raw).map_err(|e| config_error(e.to_string()))?;
-    out.set_scrubber(crate::redact::Scrubber::new(config.secrets()));
+    crate::redact::register(config.secrets());
     let catalog = files::read_json(&args.catalog, "catalog").map_err(config_error)?;
     let encoder = Encoder::new(Shape::of(&config), config.url.url().clone());
     let (dialect, checkpointer, dialect_name) = match &args.destination_catalog {
@@ -109,7 +107,7 @@ fn plan(args: &WriteArgs, out: &mut Output) -> Result<Plan, Fatal> {
 }
 
 pub fn run(args: &WriteArgs, out: &mut Output) -> Result<Ending, crate::output::Closed> {
-    let plan = match plan(args, out) {
+    let plan = match plan(args) {
         Ok(plan) => plan,
         Err(fatal) => return Ok(Ending::failed(fatal)),
     };

@@ -26,7 +26,15 @@ const HUGE: &[&str] = &[
 ];
 const TINY: &[&str] = &["0", "-0", "0.0001", "1e-300", "5e-324", "1e-400"];
 const NEGATIVE: &[&str] = &["-1", "-1e400", "-9223372036854775809", "-0.5"];
-const NOT_NUMBERS: &[&str] = &["\"30\"", "\"NaN\"", "\"Infinity\"", "true", "null", "[]", "{}"];
+const NOT_NUMBERS: &[&str] = &[
+    "\"30\"",
+    "\"NaN\"",
+    "\"Infinity\"",
+    "true",
+    "null",
+    "[]",
+    "{}",
+];
 
 fn json(texts: &'static [&'static str]) -> impl Strategy<Value = Value> {
     proptest::sample::select(texts)
@@ -65,38 +73,47 @@ fn auth() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(serde_json::json!({"type": "none"})),
         text.prop_map(|t| serde_json::json!({"type": "bearer", "token": t})),
-        (text, text).prop_map(|(u, p)| serde_json::json!({"type": "basic", "username": u, "password": p})),
-        (text, text).prop_map(|(n, k)| serde_json::json!({"type": "api_key", "header_name": n, "api_key": k})),
+        (text, text)
+            .prop_map(|(u, p)| serde_json::json!({"type": "basic", "username": u, "password": p})),
+        (text, text).prop_map(
+            |(n, k)| serde_json::json!({"type": "api_key", "header_name": n, "api_key": k})
+        ),
         number_or_junk(),
     ]
 }
 
 fn run_time_args() -> impl Strategy<Value = Value> {
-    let field = proptest::sample::select(&[
-        "http_timeout",
-        "max_retries",
-        "chunk_size",
-        "records_per_metric",
-        "run_id",
-        "sync_id",
-    ][..]);
+    let field = proptest::sample::select(
+        &[
+            "http_timeout",
+            "max_retries",
+            "chunk_size",
+            "records_per_metric",
+            "run_id",
+            "sync_id",
+        ][..],
+    );
     proptest::collection::btree_map(field, number_or_junk(), 0..6).prop_map(object)
 }
 
 fn config() -> impl Strategy<Value = Value> {
-    let numeric = proptest::sample::select(&[
-        "timeout_seconds",
-        "max_retries",
-        "concurrency",
-        "rate_limit_per_second",
-        "batch_size",
-    ][..]);
+    let numeric = proptest::sample::select(
+        &[
+            "timeout_seconds",
+            "max_retries",
+            "concurrency",
+            "rate_limit_per_second",
+            "batch_size",
+        ][..],
+    );
     (
         proptest::sample::select(URLS),
         proptest::collection::btree_map(numeric, number_or_junk(), 0..5),
         proptest::option::weighted(0.75, run_time_args()),
         proptest::option::of(auth()),
-        proptest::option::of(proptest::sample::select(&["GET", "POST", "PATCH", "get"][..])),
+        proptest::option::of(proptest::sample::select(
+            &["GET", "POST", "PATCH", "get"][..],
+        )),
     )
         .prop_map(|(url, fields, args, auth, method)| {
             let mut config = object(fields);

@@ -85,3 +85,76 @@ fn config_with_api_key_header(receiver: &Receiver, name: &str) -> Value {
         json!({"auth": {"type": "api_key", "header_name": name, "api_key": "k-123"}}),
     )
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 1: the scrubber never rewrites protocol JSON
+
+/// The STATE lines and rejected-RECORD data of a run, as printed, for comparing two runs.
+fn protocol_lines(run: &Run) -> Vec<String> {
+    run.stdout
+        .lines()
+        .filter(|l| l.starts_with(r#"{"type":"STATE""#))
+        .map(String::from)
+        .chain(
+            run.rejected_records()
+                .iter()
+                .map(|r| r["record"]["data"].to_string()),
+        )
+        .collect()
+}
+
+/// Secrets that are also words and numbers of the protocol: `true` (every Valmi STATE's
+/// `commit_metric`), `upsert` (the counts' key), `1234` (a row number), as a bearer token and
+/// credential-like header values. A refused row is echoed with its data as it came.
+#[test]
+fn valmi_states_and_echoed_data_are_never_scrubbed() {
+    let receiver = receiver_with_rule(webhook_receiver::Rule::when_body_contains(
+        row_needle(1234),
+        webhook_receiver::Reply::status(422).with_body("row upsert 1234 refused, token true"),
+    ));
+    let input = valmi_records(1231..=1238);
+    let plain = write_valmi_to(&receiver, json!({}), input.as_bytes());
+    let with_secrets = write_valmi_to(
+        &receiver,
+        json!({"auth": {"type": "bearer", "token": "true"},
+               "headers": ["X-Api-Key: upsert", "X-Auth-Token: 1234"]}),
+        input.as_bytes(),
+    );
+    assert_completed(&with_secrets);
+    assert_eq!(plain.states().len(), 5, "{}", plain.dump());
+    assert!(
+        plain.stdout.contains(r#""last_row_num":1234"#),
+        "{}",
+        plain.dump()
+    );
+    assert_eq!(protocol_lines(&with_secrets), protocol_lines(&plain));
+    let rejected = with_secrets.rejected_records();
+    assert_eq!(rejected.len(), 1, "{}", with_secrets.dump());
+    let reason = rejected[0]["record"]["rejection_message"].as_str().unwrap();
+    assert!(
+        !reason.contains("true") && !reason.contains("1234") && reason.contains("<redacted>"),
+        "the reason quoting the answer is still scrubbed: {reason}"
+    );
+}
+
+/// An api key `2024` and an Airbyte cursor `"2024-05-01T00:00:00Z"`: the STATE is echoed as it
+/// came (plus `destinationStats`).
+#[test]
+fn airbyte_states_are_echoed_unchanged_whatever_the_secrets() {
+    let receiver = Receiver::start_default();
+    let catalog = exchange_rate_catalog();
+    let stream = catalog["streams"][0]["stream"]["name"].clone();
+    let record = json!({"type": "RECORD", "record": {"stream": stream, "data": {"date": "2024-05-01"}, "emitted_at": 1}});
+    let state = json!({"type": "STATE", "state": {"type": "STREAM", "stream": {
+        "stream_descriptor": {"name": stream}, "stream_state": {"cursor": "2024-05-01T00:00:00Z"}}}});
+    let input = format!("{record}\n{state}\n");
+    let config = config(
+        &receiver.url("/hook"),
+        json!({"auth": {"type": "api_key", "header_name": "X-Api-Key", "api_key": "2024"}}),
+    );
+    let run = write_airbyte(&config, &catalog, input.as_bytes());
+    assert_completed(&run);
+    let mut expected = state.clone();
+    expected["state"]["destinationStats"] = json!({"recordCount": 1.0, "rejectedRecordCount": 0.0});
+    assert_eq!(run.states(), [&expected], "{}", run.dump());
+}

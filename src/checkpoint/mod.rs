@@ -8,6 +8,7 @@ use crate::protocol::Message;
 
 use crate::ack::{Ack, Entry};
 use crate::dialect::RecordMeta;
+use crate::redact::FreeText;
 use crate::rejection::Rejection;
 
 pub enum Checkpointer {
@@ -43,7 +44,8 @@ impl Checkpointer {
     }
 }
 
-/// A rejected record in words, shared by both dialects' reports.
-pub fn rejection_text(meta: &RecordMeta, rejection: &Rejection) -> String {
-    format!("{} (stream {}): {rejection}", meta.label, meta.stream)
+/// A rejected record in words, shared by both dialects' reports. It may quote the endpoint's
+/// answer, so it is free text; the code is not.
+pub fn rejection_text(meta: &RecordMeta, rejection: &Rejection) -> FreeText {
+    format!("{} (stream {}): {rejection}", meta.label, meta.stream).into()
 }

@@ -113,7 +113,7 @@ impl ValmiCheckpoints {
                     &meta.stream,
                     meta.data.as_deref(),
                     &rejection.code(),
-                    &super::rejection_text(&meta, rejection),
+                    super::rejection_text(&meta, rejection).as_str(),
                 ));
                 Cow::Borrowed("rejected")
             }

@@ -8,7 +8,6 @@ use reqwest::header::{HeaderValue, CONTENT_ENCODING, LOCATION, RETRY_AFTER};
 
 use crate::headers::{IDEMPOTENCY_KEY, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
 use crate::policy::{self, Outcome};
-use crate::redact::Scrubber;
 use crate::shape::Content;
 use crate::signing::Signer;
 
@@ -39,7 +38,6 @@ pub struct Sender {
     pub signer: Option<Signer>,
     pub content_encoding: Option<HeaderValue>,
     pub timeout: Duration,
-    pub scrubber: Scrubber,
 }
 
 /// How an attempt ended, with the words for messages: a scrubbed excerpt of the answer's body
@@ -77,7 +75,7 @@ impl Sender {
                     location: None,
                     text: reason,
                 },
-                None => no_answer(self.scrubber.scrub(&describe_error(&e)).into_owned()),
+                None => no_answer(describe_error(&e)),
             },
             Ok(Ok(answer)) => answer,
         }
@@ -138,7 +136,7 @@ impl Sender {
         let text = if (200..300).contains(&status) {
             String::new()
         } else {
-            excerpt(&self.scrubber.scrub(&String::from_utf8_lossy(&kept)))
+            excerpt(&crate::redact::scrub(&String::from_utf8_lossy(&kept)))
         };
         Ok(Exchange {
             outcome: Outcome::Answered {

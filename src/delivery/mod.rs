@@ -26,7 +26,6 @@ use crate::failure::Failure;
 use crate::metrics::Metrics;
 use crate::ordering::Group;
 use crate::policy::{self, Decision, Limits, Outcome, Stop};
-use crate::redact::Scrubber;
 use crate::rejection::Rejection;
 use crate::shape::Shape;
 use crate::signals::Signals;
@@ -85,7 +84,6 @@ impl Deliverer {
                 .map_err(|e| e.to_string())?,
             content_encoding: shape.content_encoding(),
             timeout: config.timeout(),
-            scrubber: Scrubber::new(config.secrets()),
         };
         Ok(Deliverer {
             sender,
@@ -272,15 +270,14 @@ impl Deliverer {
             .url
             .as_ref()
             .unwrap_or(&self.sender.endpoint);
-        let scrub = |text: &str| self.sender.scrubber.scrub(text).into_owned();
         self.notices.borrow_mut().push(Notice::DryRun {
             method: self.sender.method.clone(),
-            url: scrub(&crate::redact::url_without_credentials(url.as_str())),
+            url: crate::redact::url_without_credentials(url.as_str()),
             headers: headers.to_string(),
             key: key_text(&outgoing.key).to_string(),
             signed: self.sender.signer.is_some(),
             gzip: self.sender.content_encoding.is_some(),
-            body: scrub(&String::from_utf8_lossy(&outgoing.content.signed)),
+            body: String::from_utf8_lossy(&outgoing.content.signed).into_owned(),
         });
     }
 }

@@ -25,8 +25,7 @@ pub enum Notice {
         key: String,
         signed: bool,
         gzip: bool,
-        /// The body, uncompressed. The URL and body are scrubbed of secrets where the notice
-        /// is made.
+        /// The body, uncompressed.
         body: String,
     },
 }
