@@ -144,7 +144,6 @@ fn derive_everything(config: &destination_webhook::config::Config) {
     let _ = config.records_per_metric();
     let _ = config.run_scope();
     let _ = config.secrets();
-    let _ = config.display_url();
     let _ = Deliverer::new(config, false);
     let _ = Deliverer::new(config, true);
 }
