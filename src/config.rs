@@ -338,6 +338,7 @@ impl Config {
             out.push(key);
         }
         out.extend(self.url.secrets());
+        out.extend(crate::redact::sensitive_query_values(self.url.url()));
         out.retain(|s| s.len() >= 3);
         out
     }
@@ -347,7 +348,7 @@ impl Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("url", &self.url.to_string())
+            .field("url", &crate::redact::shown_url(self.url.url().as_str()))
             .field("method", &self.method)
             .field("headers", &Redacted(self.headers.len()))
             .field("auth", &self.auth)

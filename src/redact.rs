@@ -31,18 +31,60 @@ pub fn is_sensitive_header(name: &str) -> bool {
     .any(|word| name.contains(word))
 }
 
-/// The URL with any `user:password@` removed, for messages.
-pub fn url_without_credentials(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut url) => {
-            if !url.username().is_empty() || url.password().is_some() {
-                let _ = url.set_username("");
-                let _ = url.set_password(None);
-            }
-            url.to_string()
-        }
-        Err(_) => "<invalid url>".to_string(),
+/// Query parameter names whose values are credentials by convention (`?token=`, `api_key`,
+/// `access_token`, `sig`, `X-Amz-Signature`, `auth`, `passwd`, `session_id`, `jwt`).
+fn is_sensitive_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    is_sensitive_header(&name)
+        || ["sig", "auth", "pass", "pwd", "credential", "session", "jwt"]
+            .iter()
+            .any(|word| name.contains(word))
+}
+
+/// The `name=value` pairs of a query whose name is credential-like: the name and value as
+/// written (still percent-encoded), and the value decoded.
+fn sensitive_pairs(query: &str) -> impl Iterator<Item = (&str, &str, String)> {
+    query.split('&').filter_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        let mut decoded = form_urlencoded::parse(pair.as_bytes());
+        let (decoded_name, decoded_value) = decoded.next()?;
+        is_sensitive_param(&decoded_name).then(|| (name, value, decoded_value.into_owned()))
+    })
+}
+
+/// The values of the URL's credential-like query parameters, as written and decoded: secrets
+/// like any other, scrubbed wherever they are echoed.
+pub fn sensitive_query_values(url: &url::Url) -> Vec<String> {
+    sensitive_pairs(url.query().unwrap_or_default())
+        .filter(|(_, written, _)| !written.is_empty())
+        .flat_map(|(_, written, decoded)| [written.to_string(), decoded])
+        .collect()
+}
+
+/// The URL as the connector prints it anywhere: no `user:password@`, and the value of every
+/// credential-like query parameter replaced by `<redacted>`; scheme, host, port, path, the
+/// other parameters and the fragment as they are.
+pub fn shown_url(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return "<invalid url>".to_string();
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
     }
+    let text = url.to_string();
+    let Some(query) = url.query().filter(|q| !q.is_empty()) else {
+        return text;
+    };
+    let shown: Vec<String> = query
+        .split('&')
+        .map(|pair| match sensitive_pairs(pair).next() {
+            Some((name, written, _)) if !written.is_empty() => format!("{name}=<redacted>"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    // `set_query` would percent-encode the brackets of `<redacted>`.
+    text.replacen(&format!("?{query}"), &format!("?{}", shown.join("&")), 1)
 }
 
 /// Replaces every known secret value in text that may have come from outside (an endpoint's
@@ -276,11 +318,18 @@ mod tests {
     }
 
     #[test]
-    fn url_credentials_are_removed() {
+    fn a_shown_url_has_no_credentials_nor_credential_like_query_values() {
         assert_eq!(
-            url_without_credentials("https://u:p@host:8443/a?b=1"),
+            shown_url("https://u:p@host:8443/a?b=1"),
             "https://host:8443/a?b=1"
         );
+        assert_eq!(
+            shown_url("https://h/a?x=1&token=t0k&Access_Token=a%2Fb&sig=s&flag&empty=&X-Amz-Signature=z#f"),
+            "https://h/a?x=1&token=<redacted>&Access_Token=<redacted>&sig=<redacted>&flag&empty=&X-Amz-Signature=<redacted>#f"
+        );
+        assert_eq!(shown_url("http://h/"), "http://h/");
+        let url = url::Url::parse("https://h/?api_key=a%2Fb+c&page=2&sig=").unwrap();
+        assert_eq!(sensitive_query_values(&url), ["a%2Fb+c", "a/b c"]);
         assert!(is_sensitive_header("X-Api-Key"));
         assert!(!is_sensitive_header("X-Test"));
     }

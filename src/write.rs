@@ -91,7 +91,7 @@ fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
     let description = format!(
         "{}writing to {} with {} ({dialect_name} dialect), concurrency {}, batch size {}, timeout {}s, max retries {}",
         if args.dry_run { "dry run (nothing is sent): " } else { "" },
-        config.url,
+        crate::redact::shown_url(config.url.url().as_str()),
         config.method.as_str(),
         config.concurrency,
         config.batch_size,

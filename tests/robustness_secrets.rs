@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
-use webhook_receiver::Receiver;
+use webhook_receiver::{Receiver, Reply, Rule, Script};
 
 /// The one CONNECTION_STATUS of a `check` run, as (status, message); nothing else printed.
 #[track_caller]
@@ -108,9 +108,9 @@ fn protocol_lines(run: &Run) -> Vec<String> {
 /// credential-like header values. A refused row is echoed with its data as it came.
 #[test]
 fn valmi_states_and_echoed_data_are_never_scrubbed() {
-    let receiver = receiver_with_rule(webhook_receiver::Rule::when_body_contains(
+    let receiver = receiver_with_rule(Rule::when_body_contains(
         row_needle(1234),
-        webhook_receiver::Reply::status(422).with_body("row upsert 1234 refused, token true"),
+        Reply::status(422).with_body("row upsert 1234 refused, token true"),
     ));
     let input = valmi_records(1231..=1238);
     let plain = write_valmi_to(&receiver, json!({}), input.as_bytes());
@@ -157,4 +157,86 @@ fn airbyte_states_are_echoed_unchanged_whatever_the_secrets() {
     let mut expected = state.clone();
     expected["state"]["destinationStats"] = json!({"recordCount": 1.0, "rejectedRecordCount": 0.0});
     assert_eq!(run.states(), [&expected], "{}", run.dump());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 9: tokens in the URL's query, and secrets echoed JSON-escaped or percent-encoded
+
+/// Distinct pieces of each secret: whichever way a secret is printed (as is, `\/` for `/`,
+/// `%2F`, `%2f`), these pieces of it show.
+const SECRET_PIECES: [&str; 4] = ["qT0kenAA", "ZZq9Wxyz", "bEarer11", "bbQ7yy"];
+
+/// A config with a token in the URL's query (`/` and `+` percent-encoded, as a URL must carry
+/// them) and a bearer token with a `/`.
+fn config_with_query_token(receiver: &Receiver, extra: Value) -> Value {
+    let url = receiver.url("/hook?x=1&token=qT0kenAA%2FZZq9Wxyz");
+    let auth = json!({"auth": {"type": "bearer", "token": "bEarer11/bbQ7yy"}});
+    overlay(config(&url, auth), &extra)
+}
+
+/// What an endpoint that echoes the request in JSON (PHP escapes `/`) and in URLs sends back.
+fn echo_reply(status: u16) -> Reply {
+    Reply::status(status).with_body(
+        r#"{"auth":"Bearer bEarer11\/bbQ7yy","q":"token=qT0kenAA\/ZZq9Wxyz","u":"qT0kenAA%2FZZq9Wxyz","p":"bEarer11%2FbbQ7yy","l":"bEarer11%2fbbQ7yy"}"#,
+    )
+}
+
+#[track_caller]
+fn assert_no_secret_piece(run: &Run) {
+    for piece in SECRET_PIECES {
+        assert!(!run.stdout.contains(piece), "{piece}: {}", run.dump());
+        assert!(!run.stderr.contains(piece), "{piece}: {}", run.dump());
+    }
+}
+
+#[test]
+fn a_query_token_and_encoded_echoes_of_secrets_are_never_printed() {
+    let receiver = Receiver::with_script(Script {
+        rules: vec![
+            Rule::when_body_contains(row_needle(1), echo_reply(500)).times(1),
+            Rule::when_body_contains(row_needle(2), echo_reply(400)),
+        ],
+        ..Script::default()
+    });
+    let run = write_valmi(
+        &config_with_query_token(&receiver, json!({})),
+        valmi_records(1..=2).as_bytes(),
+    );
+    assert_completed(&run);
+    assert_no_secret_piece(&run);
+    let infos = run.logs("INFO");
+    assert!(
+        infos[0].contains("/hook?x=1&token=<redacted> "),
+        "the start line shows the query, its token redacted: {}",
+        infos[0]
+    );
+    assert!(
+        infos
+            .iter()
+            .any(|l| l.starts_with("retrying") && l.contains("<redacted>")),
+        "{}",
+        run.dump()
+    );
+    let rejected = run.rejected_records();
+    assert_eq!(rejected.len(), 1, "{}", run.dump());
+    assert!(
+        rejected[0]["record"]["rejection_message"]
+            .as_str()
+            .unwrap()
+            .contains("<redacted>"),
+        "{}",
+        run.dump()
+    );
+}
+
+#[test]
+fn a_trace_names_the_url_without_its_query_token() {
+    let receiver = receiver_answering(echo_reply(500));
+    let run = write_valmi(
+        &config_with_query_token(&receiver, json!({"max_retries": 1})),
+        valmi_records(1..=1).as_bytes(),
+    );
+    let message = assert_fatal(&run, "transient_error");
+    assert!(message.contains("/hook?x=1&token=<redacted>"), "{message}");
+    assert_no_secret_piece(&run);
 }

@@ -33,7 +33,7 @@ pub struct Outgoing {
 pub struct Sender {
     pub client: reqwest::Client,
     pub method: reqwest::Method,
-    /// Without credentials (they travel as the auth header); also what messages show.
+    /// Without credentials (they travel as the auth header).
     pub endpoint: reqwest::Url,
     pub signer: Option<Signer>,
     pub content_encoding: Option<HeaderValue>,

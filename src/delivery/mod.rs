@@ -56,6 +56,8 @@ enum Answer {
 
 pub struct Deliverer {
     sender: Sender,
+    /// The endpoint as messages show it (`redact::shown_url`): no credential-like query values.
+    shown_endpoint: String,
     shape: Shape,
     limits: Limits,
     pacing: Pacing,
@@ -86,6 +88,7 @@ impl Deliverer {
             timeout: config.timeout(),
         };
         Ok(Deliverer {
+            shown_endpoint: crate::redact::shown_url(config.url.url().as_str()),
             sender,
             shape,
             limits: Limits {
@@ -216,7 +219,7 @@ impl Deliverer {
 
     /// Why the sync stops, in the words of its TRACE.
     fn failure(&self, stop: Stop, exchange: Exchange, jobs: &[Job], attempt: u32) -> Failure {
-        let endpoint = self.sender.endpoint.to_string();
+        let endpoint = self.shown_endpoint.clone();
         let label = jobs[0].request.label;
         let status = exchange.status();
         match stop {
@@ -258,7 +261,7 @@ impl Deliverer {
     fn redirect_target(&self, location: Option<String>) -> String {
         location
             .map(|l| match self.sender.endpoint.join(&l) {
-                Ok(absolute) => crate::redact::url_without_credentials(absolute.as_str()),
+                Ok(absolute) => crate::redact::shown_url(absolute.as_str()),
                 Err(_) => format!("{l:?} (not a valid URL)"),
             })
             .unwrap_or_else(|| "nowhere (no Location header)".into())
@@ -272,7 +275,7 @@ impl Deliverer {
             .unwrap_or(&self.sender.endpoint);
         self.notices.borrow_mut().push(Notice::DryRun {
             method: self.sender.method.clone(),
-            url: crate::redact::url_without_credentials(url.as_str()),
+            url: crate::redact::shown_url(url.as_str()),
             headers: headers.to_string(),
             key: key_text(&outgoing.key).to_string(),
             signed: self.sender.signer.is_some(),
