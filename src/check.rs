@@ -6,73 +6,174 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
 use crate::config::Config;
+use crate::delivery::{proxy_for, Proxy};
 
 /// How long to listen after a TLS 1.3 handshake: a server that refuses the client certificate
 /// says so only after the client considers the handshake done.
 const AFTER_HANDSHAKE: Duration = Duration::from_millis(300);
 
-/// Runs every probe within the config's timeout; `Ok` carries the success message.
+/// Runs every probe within the config's timeout; `Ok` carries the success message. The route
+/// is `write`'s ([`proxy_for`]): behind a proxy, the proxy is what is reached, and for https the
+/// endpoint's certificate is verified through the proxy's tunnel, as the client does. Nothing is
+/// sent beyond that, so through a proxy to a plain-http endpoint only the proxy is proved.
 pub async fn check(config: &Config) -> Result<String, String> {
     let url = config.url.url();
     let host = url.host_str().ok_or("url: has no host")?.to_string();
     let port = url.port_or_known_default().ok_or("url: has no port")?;
-    let budget = config.timeout();
-    let deadline = Instant::now() + budget;
+    let budget = Budget {
+        deadline: Instant::now() + config.timeout(),
+        seconds: config.timeout().as_secs_f64(),
+    };
     let shown = format!("{host}:{port}");
     let bare_host = host.trim_matches(['[', ']']).to_string();
-    let late = |what: &str| {
-        format!(
-            "{what} timed out (timeout_seconds is {}s)",
-            budget.as_secs_f64()
-        )
+    let (stream, via) = match proxy_for(url) {
+        None => {
+            let what = format!("host {host}");
+            let stream = reach((&bare_host, port), &what, &shown, &budget).await?;
+            (stream, String::new())
+        }
+        Some(proxy) => {
+            let name = format!("proxy {}", proxy.shown);
+            let resolve = format!("the proxy's host {}", proxy.host);
+            let stream = reach((&proxy.host, proxy.port), &resolve, &name, &budget).await?;
+            if url.scheme() != "https" {
+                return Ok(format!(
+                    "connected to the {name}, which requests to {shown} go through; no record was sent"
+                ));
+            }
+            let stream = tunnel(stream, &shown, &proxy, &budget).await?;
+            (stream, format!(" through the {name}"))
+        }
     };
-
-    let addrs: Vec<SocketAddr> = match timeout_at(
-        deadline,
-        tokio::net::lookup_host((bare_host.as_str(), port)),
-    )
-    .await
-    {
-        Err(_) => return Err(late(&format!("could not resolve host {host}: lookup"))),
-        Ok(Err(e)) => return Err(format!("could not resolve host {host}: {e}")),
-        Ok(Ok(addrs)) => addrs.collect(),
-    };
-    if addrs.is_empty() {
-        return Err(format!("could not resolve host {host}: no addresses"));
-    }
-
-    let stream = connect_any(&addrs, deadline, &shown)
-        .await
-        .map_err(|e| e.unwrap_or_else(|| late(&format!("connecting to {shown}"))))?;
     if url.scheme() != "https" {
         return Ok(format!("connected to {shown}; no record was sent"));
     }
+    verify_tls(config, stream, &bare_host, &shown, &budget).await?;
+    Ok(format!(
+        "connected to {shown}{via} and verified its TLS certificate; no record was sent"
+    ))
+}
+
+/// The one deadline every step shares, and how messages state it.
+struct Budget {
+    deadline: Instant,
+    seconds: f64,
+}
+
+impl Budget {
+    fn late(&self, what: &str) -> String {
+        format!("{what} timed out (timeout_seconds is {}s)", self.seconds)
+    }
+}
+
+/// DNS and a TCP connection to `host:port` (the endpoint's, or the proxy's); messages name the
+/// host `what` and the address `shown`.
+async fn reach(
+    (host, port): (&str, u16),
+    what: &str,
+    shown: &str,
+    budget: &Budget,
+) -> Result<TcpStream, String> {
+    let addrs: Vec<SocketAddr> =
+        match timeout_at(budget.deadline, tokio::net::lookup_host((host, port))).await {
+            Err(_) => return Err(budget.late(&format!("could not resolve {what}: lookup"))),
+            Ok(Err(e)) => return Err(format!("could not resolve {what}: {e}")),
+            Ok(Ok(addrs)) => addrs.collect(),
+        };
+    if addrs.is_empty() {
+        return Err(format!("could not resolve {what}: no addresses"));
+    }
+    connect_any(&addrs, budget.deadline, shown)
+        .await
+        .map_err(|e| e.unwrap_or_else(|| budget.late(&format!("connecting to {shown}"))))
+}
+
+/// The TLS handshake with the endpoint, with `write`'s TLS settings.
+async fn verify_tls(
+    config: &Config,
+    stream: TcpStream,
+    bare_host: &str,
+    shown: &str,
+    budget: &Budget,
+) -> Result<(), String> {
     let tls = crate::tls::client_config(config.tls.as_ref()).map_err(|e| e.to_string())?;
-    let name = ServerName::try_from(bare_host)
-        .map_err(|e| format!("url: {host} is not a valid TLS server name ({e})"))?;
+    let name = ServerName::try_from(bare_host.to_string())
+        .map_err(|e| format!("url: {bare_host} is not a valid TLS server name ({e})"))?;
     let mut session = match timeout_at(
-        deadline,
+        budget.deadline,
         tokio_rustls::TlsConnector::from(tls).connect(name, stream),
     )
     .await
     {
-        Err(_) => return Err(late(&format!("TLS handshake with {shown}"))),
-        Ok(Err(e)) => return Err(crate::tls::describe_failure(&e, &shown)),
+        Err(_) => return Err(budget.late(&format!("TLS handshake with {shown}"))),
+        Ok(Err(e)) => return Err(crate::tls::describe_failure(&e, shown)),
         Ok(Ok(session)) => session,
     };
-    let listen_until = deadline.min(Instant::now() + AFTER_HANDSHAKE);
+    let listen_until = budget.deadline.min(Instant::now() + AFTER_HANDSHAKE);
     let mut byte = [0u8; 1];
     if let Ok(Err(e)) = timeout_at(listen_until, session.read(&mut byte)).await {
-        return Err(crate::tls::describe_failure(&e, &shown));
+        return Err(crate::tls::describe_failure(&e, shown));
     }
-    Ok(format!(
-        "connected to {shown} and verified its TLS certificate; no record was sent"
-    ))
+    Ok(())
+}
+
+/// Asks the proxy for a tunnel to `target` (`CONNECT`), as the HTTP client does before an https
+/// request; the proxy's refusal is named as the proxy's.
+async fn tunnel(
+    mut stream: TcpStream,
+    target: &str,
+    proxy: &Proxy,
+    budget: &Budget,
+) -> Result<TcpStream, String> {
+    let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n").into_bytes();
+    if let Some(auth) = &proxy.authorization {
+        request.extend_from_slice(b"Proxy-Authorization: ");
+        request.extend_from_slice(auth.as_bytes());
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"\r\n");
+    let exchange = async {
+        stream.write_all(&request).await?;
+        read_head(&mut stream).await
+    };
+    let head = match timeout_at(budget.deadline, exchange).await {
+        Err(_) => {
+            return Err(budget.late(&format!("the proxy {}'s tunnel to {target}", proxy.shown)))
+        }
+        Ok(Err(e)) => {
+            return Err(format!(
+                "the proxy {} broke off the tunnel to {target}: {e}",
+                proxy.shown
+            ))
+        }
+        Ok(Ok(head)) => head,
+    };
+    let status_line = head.lines().next().unwrap_or_default();
+    match status_line.split_whitespace().nth(1) {
+        Some(code) if code.starts_with('2') => Ok(stream),
+        _ => Err(format!(
+            "the proxy {} refused a tunnel to {target}: {status_line}",
+            proxy.shown
+        )),
+    }
+}
+
+/// The head of an HTTP answer (up to the blank line), at most 16 KiB.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+        if stream.read(&mut byte).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        head.push(byte[0]);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
 }
 
 /// Tries every resolved address (IPv4 and IPv6) in order; the first that accepts wins. `Err(None)`

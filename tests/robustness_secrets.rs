@@ -240,3 +240,168 @@ fn a_trace_names_the_url_without_its_query_token() {
     assert!(message.contains("/hook?x=1&token=<redacted>"), "{message}");
     assert_no_secret_piece(&run);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 11: `check` takes `write`'s route through a proxy
+
+/// The proxy variables of the child process only: `HTTP_PROXY` and `HTTPS_PROXY` set to
+/// `proxy`, every other spelling removed so the test machine's settings do not leak in.
+fn proxy_env(proxy: &str) -> Vec<(&'static str, Option<&str>)> {
+    let mut env: Vec<(&'static str, Option<&str>)> = [
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "ALL_PROXY",
+        "no_proxy",
+    ]
+    .into_iter()
+    .map(|name| (name, None))
+    .collect();
+    env.extend([
+        ("HTTP_PROXY", Some(proxy)),
+        ("HTTPS_PROXY", Some(proxy)),
+        ("NO_PROXY", Some("")),
+    ]);
+    env
+}
+
+fn check_env(config: &Value, env: &[(&str, Option<&str>)]) -> Run {
+    let dir = Workdir::new();
+    let path = dir.write_json("config.json", config);
+    run_env(&["check", "--config", path_str(&path)], b"", env)
+}
+
+/// Proxy credentials, which no message may show.
+const PROXY_PASSWORD: &str = "pr0xyPw-S3cr3t";
+
+#[track_caller]
+fn assert_no_proxy_credentials(run: &Run) {
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains(PROXY_PASSWORD), "{}", run.dump());
+        assert!(!text.contains("puser"), "{}", run.dump());
+    }
+}
+
+#[test]
+fn behind_a_dead_proxy_check_and_write_both_fail_naming_the_proxy() {
+    let receiver = Receiver::start_default();
+    let port = closed_port();
+    let proxy = format!("http://puser:{PROXY_PASSWORD}@127.0.0.1:{port}");
+    let env = proxy_env(&proxy);
+    let config = config(&receiver.url("/hook"), json!({"max_retries": 0}));
+    let named = format!("proxy http://127.0.0.1:{port}");
+
+    let checked = check_env(&config, &env);
+    let (status, message) = status_of(&checked);
+    assert_eq!(
+        status, "FAILED",
+        "check took another route than write: {message}"
+    );
+    assert!(
+        message.contains(&named) && message.contains("refused"),
+        "{message}"
+    );
+    assert_no_proxy_credentials(&checked);
+
+    let dir = Workdir::new();
+    let args = valmi_args(&dir, &config, None, None);
+    let written = run_env(&str_args(&args), valmi_records(1..=1).as_bytes(), &env);
+    let message = assert_fatal(&written, "transient_error");
+    assert!(message.contains(&named), "{message}");
+    assert_no_proxy_credentials(&written);
+    assert_eq!(receiver.request_count(), 0);
+}
+
+#[test]
+fn behind_a_live_proxy_check_reaches_the_proxy_not_the_endpoint() {
+    // The receiver stands in for the proxy; nothing listens at the endpoint itself, which `write`
+    // never connects to either (operator::requests_go_through_the_proxy_that_http_proxy_names).
+    let proxy = Receiver::start_default();
+    let config = config(
+        &format!("http://127.0.0.1:{}/hook", closed_port()),
+        json!({}),
+    );
+    let (status, message) = status_of(&check_env(&config, &proxy_env(&proxy.url(""))));
+    assert_eq!(status, "SUCCEEDED", "{message}");
+    assert!(
+        message.contains(&format!("proxy http://{}", proxy.addr())),
+        "{message}"
+    );
+    assert_eq!(proxy.request_count(), 0, "check sends no request");
+}
+
+/// A CONNECT proxy on 127.0.0.1 answering every tunnel request with `status`; with 200 it pipes
+/// the tunnel to the requested target. Returns its port and the request heads it was sent.
+fn connect_proxy(status: u16) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    std::thread::spawn(move || {
+        for mut client in listener.incoming().flatten() {
+            let mut reader = BufReader::new(client.try_clone().unwrap());
+            let mut head = String::new();
+            while reader.read_line(&mut head).unwrap_or(0) > 2 && !head.ends_with("\r\n\r\n") {}
+            seen.lock().unwrap().push(head.clone());
+            let _ = write!(client, "HTTP/1.1 {status} Status\r\n\r\n");
+            let target = head
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            if status != 200 {
+                continue;
+            }
+            let Ok(upstream) = std::net::TcpStream::connect(target) else {
+                continue;
+            };
+            let (mut up_read, mut up_write) = (upstream.try_clone().unwrap(), upstream);
+            let mut down_write = client;
+            std::thread::spawn(move || std::io::copy(&mut reader, &mut up_write));
+            std::thread::spawn(move || std::io::copy(&mut up_read, &mut down_write));
+        }
+    });
+    (port, heads)
+}
+
+#[test]
+fn an_https_check_goes_through_the_proxys_tunnel() {
+    // Refused: the proxy is named as what failed.
+    let endpoint = Receiver::start_default();
+    let target = endpoint.addr().to_string();
+    let config = config(&format!("https://{target}/hook"), json!({}));
+    let (port, heads) = connect_proxy(403);
+    let proxy = format!("http://puser:{PROXY_PASSWORD}@127.0.0.1:{port}");
+    let checked = check_env(&config, &proxy_env(&proxy));
+    let (status, message) = status_of(&checked);
+    assert_eq!(status, "FAILED", "{message}");
+    assert!(
+        message.contains(&format!(
+            "the proxy http://127.0.0.1:{port} refused a tunnel to {target}"
+        )),
+        "{message}"
+    );
+    assert_no_proxy_credentials(&checked);
+    let head = heads.lock().unwrap()[0].clone();
+    assert!(
+        head.starts_with(&format!("CONNECT {target} HTTP/1.1\r\n")),
+        "{head}"
+    );
+    assert!(head.contains("Proxy-Authorization: Basic "), "{head}");
+
+    // Opened: the TLS handshake runs through the tunnel and meets the endpoint (plain http here,
+    // so it fails as TLS, not as the proxy).
+    let (port, heads) = connect_proxy(200);
+    let (status, message) = status_of(&check_env(
+        &config,
+        &proxy_env(&format!("http://127.0.0.1:{port}")),
+    ));
+    assert_eq!(status, "FAILED", "{message}");
+    assert!(
+        message.contains("TLS") && !message.contains("proxy"),
+        "{message}"
+    );
+    assert_eq!(heads.lock().unwrap().len(), 1);
+    assert_eq!(endpoint.request_count(), 0, "check sends no request");
+}

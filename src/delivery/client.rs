@@ -4,14 +4,21 @@
 
 use std::time::Duration;
 
+use reqwest::header::HeaderValue;
+
 use crate::config::Config;
 use crate::shape::Shape;
 
-pub fn build(config: &Config, shape: Shape) -> Result<reqwest::Client, String> {
+/// `proxy`: where [`proxy_for`] says requests go through, if anywhere.
+pub fn build(
+    config: &Config,
+    shape: Shape,
+    proxy: Option<&Proxy>,
+) -> Result<reqwest::Client, String> {
     let tls = crate::tls::client_config(config.tls.as_ref()).map_err(|e| e.to_string())?;
     let headers = crate::headers::static_headers(config, shape).map_err(|e| e.to_string())?;
     let mut client = reqwest::Client::builder();
-    if !proxied(config.url.url()) {
+    if proxy.is_none() {
         client = client.no_proxy();
     }
     client
@@ -26,15 +33,36 @@ pub fn build(config: &Config, shape: Shape) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("could not build the HTTP client: {}", e.without_url()))
 }
 
-/// Whether the environment's proxy settings (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`,
-/// read by the matcher reqwest itself uses) send requests for `url` through a proxy. The
-/// endpoint's scheme and host are the same for every request of a run, so when they do not, the
-/// client is built without proxy support: the same requests, without matching each one against
-/// the environment's proxies twice (a per-request cost of the default client).
-fn proxied(url: &url::Url) -> bool {
-    url.as_str().parse::<http::Uri>().map_or(true, |uri| {
-        hyper_util::client::proxy::matcher::Matcher::from_system()
-            .intercept(&uri)
-            .is_some()
+/// A proxy that requests to the endpoint go through.
+pub struct Proxy {
+    pub host: String,
+    pub port: u16,
+    /// `scheme://host:port`, never its credentials.
+    pub shown: String,
+    /// `Proxy-Authorization` for a proxy whose URL carries credentials.
+    pub authorization: Option<HeaderValue>,
+}
+
+/// The proxy the environment's settings (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`,
+/// read by the matcher reqwest itself uses) send requests for `url` through, if any. `write`'s
+/// client and `check`'s probe both take their route from here, so a check cannot pass on a path
+/// the sync does not take. The endpoint's scheme and host are the same for every request of a
+/// run, so without a proxy the client is built without proxy support: the same requests,
+/// without matching each one against the environment's proxies twice (a per-request cost of the
+/// default client).
+pub fn proxy_for(url: &reqwest::Url) -> Option<Proxy> {
+    let uri = url.as_str().parse::<http::Uri>().ok()?;
+    let intercept = hyper_util::client::proxy::matcher::Matcher::from_system().intercept(&uri)?;
+    let proxy = intercept.uri();
+    let host = proxy.host()?.to_string();
+    let port = proxy.port_u16().unwrap_or(match proxy.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    });
+    Some(Proxy {
+        shown: format!("{}://{host}:{port}", proxy.scheme_str().unwrap_or("http")),
+        host,
+        port,
+        authorization: intercept.basic_auth().cloned(),
     })
 }

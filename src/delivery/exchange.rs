@@ -38,6 +38,8 @@ pub struct Sender {
     pub signer: Option<Signer>,
     pub content_encoding: Option<HeaderValue>,
     pub timeout: Duration,
+    /// The proxy requests go through, as messages name it.
+    pub proxy: Option<String>,
 }
 
 /// How an attempt ended, with the words for messages: a scrubbed excerpt of the answer's body
@@ -75,7 +77,7 @@ impl Sender {
                     location: None,
                     text: reason,
                 },
-                None => no_answer(describe_error(&e)),
+                None => no_answer(describe_error(&e, self.proxy.as_deref())),
             },
             Ok(Ok(answer)) => answer,
         }
@@ -179,10 +181,14 @@ fn excerpt(body: &str) -> String {
     }
 }
 
-/// A network failure in words, without the URL (it may carry credentials).
-fn describe_error(e: &reqwest::Error) -> String {
+/// A network failure in words, without the URL (it may carry credentials); a failure to connect
+/// through a proxy names the proxy, which may be what is down.
+fn describe_error(e: &reqwest::Error, proxy: Option<&str>) -> String {
     let mut text = if e.is_connect() {
-        "could not connect".to_string()
+        match proxy {
+            Some(proxy) => format!("could not connect through the proxy {proxy}"),
+            None => "could not connect".to_string(),
+        }
     } else if e.is_timeout() {
         "timed out".to_string()
     } else if e.is_body() || e.is_decode() {

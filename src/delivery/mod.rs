@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderValue;
 
-pub use client::build as build_client;
+pub use client::{build as build_client, proxy_for, Proxy};
 pub use exchange::RESPONSE_KEEP;
 pub use notice::Notice;
 
@@ -73,8 +73,10 @@ impl Deliverer {
         let shown_headers = crate::headers::static_headers(config, shape)
             .map(|headers| crate::headers::shown(&headers))
             .map_err(|e| e.to_string())?;
+        let proxy = proxy_for(config.url.url());
         let sender = Sender {
-            client: build_client(config, shape)?,
+            client: build_client(config, shape, proxy.as_ref())?,
+            proxy: proxy.map(|p| p.shown),
             method: reqwest::Method::from_bytes(config.method.as_str().as_bytes())
                 .expect("known method"),
             endpoint: config.url.url().clone(),
