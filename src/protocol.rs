@@ -259,8 +259,8 @@ impl Message {
 
 /// Messages written to stdout, each serialised as one compact JSON line. The prose in them is
 /// [`FreeText`], scrubbed of secrets as it is made; the rest is never scrubbed.
-pub fn log(level: Level, message: impl Into<FreeText>) -> Message {
-    let message = message.into();
+pub fn log(level: Level, message: &str) -> Message {
+    let message = FreeText::from(message);
     Message::Json(json!({"type": "LOG", "log": {"level": level, "message": message}}))
 }
 

@@ -239,12 +239,6 @@ impl From<&str> for FreeText {
     }
 }
 
-impl From<&String> for FreeText {
-    fn from(text: &String) -> Self {
-        FreeText::from(text.as_str())
-    }
-}
-
 impl From<String> for FreeText {
     fn from(text: String) -> Self {
         match scrub(&text) {
