@@ -142,7 +142,7 @@ fn printed_forms(secret: &str) -> Vec<String> {
     let json = json[1..json.len() - 1].to_string();
     let ascii = json_ascii(&json);
     let percent = utf8_percent_encode(secret, RESERVED).to_string();
-    let mut forms = vec![
+    vec![
         secret.to_string(),
         json.replace('/', "\\/"),
         ascii.replace('/', "\\/"),
@@ -151,9 +151,7 @@ fn printed_forms(secret: &str) -> Vec<String> {
         lowercase_hex(&percent),
         percent,
         form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
-    ];
-    forms.dedup();
-    forms
+    ]
 }
 
 /// JSON text with every non-ASCII character as a `\uXXXX` escape (a surrogate pair beyond the

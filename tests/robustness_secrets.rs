@@ -405,3 +405,33 @@ fn an_https_check_goes_through_the_proxys_tunnel() {
     assert_eq!(heads.lock().unwrap().len(), 1);
     assert_eq!(endpoint.request_count(), 0, "check sends no request");
 }
+
+/// A dry run by GET shows the endpoint's query token redacted, and the record's own parameters
+/// (record data, whatever their names) as they would be sent.
+#[test]
+fn a_get_dry_run_redacts_the_endpoints_token_not_the_records_fields() {
+    let receiver = Receiver::start_default();
+    let config = config_with_query_token(&receiver, json!({"method": "GET"}));
+    let catalog = exchange_rate_catalog();
+    let stream = catalog["streams"][0]["stream"]["name"].clone();
+    let record = json!({"type": "RECORD", "record": {"stream": stream, "emitted_at": 1,
+        "data": {"session_key": "visible-data"}}});
+    let dir = Workdir::new();
+    let (config_path, catalog_path) = (
+        dir.write_json("config.json", &config),
+        dir.write_json("catalog.json", &catalog),
+    );
+    let mut args = write_args(&config_path, &catalog_path, None, None);
+    args.push("--dry-run".into());
+    let run = run(&str_args(&args), format!("{record}\n").as_bytes());
+    assert_completed(&run);
+    assert_no_secret_piece(&run);
+    let shown = run
+        .logs("INFO")
+        .into_iter()
+        .find(|l| l.starts_with("dry run: GET"));
+    let shown = shown.expect("a dry-run line");
+    assert!(shown.contains("/hook?x=1&token=<redacted>&"), "{shown}");
+    assert!(shown.contains("session_key=visible-data"), "{shown}");
+    assert_eq!(receiver.request_count(), 0);
+}

@@ -270,14 +270,18 @@ impl Deliverer {
     }
 
     fn show(&self, outgoing: &Outgoing, headers: &str) {
-        let url = outgoing
-            .content
-            .url
-            .as_ref()
-            .unwrap_or(&self.sender.endpoint);
+        // A GET record's own parameters are record data, shown as sent like a POST body; only
+        // the endpoint's part of the URL is the configured one, shown redacted.
+        let url = match &outgoing.content.url {
+            None => self.shown_endpoint.clone(),
+            Some(full) => match full.as_str().strip_prefix(self.sender.endpoint.as_str()) {
+                Some(params) => format!("{}{params}", self.shown_endpoint),
+                None => crate::redact::shown_url(full.as_str()),
+            },
+        };
         self.notices.borrow_mut().push(Notice::DryRun {
             method: self.sender.method.clone(),
-            url: crate::redact::shown_url(url.as_str()),
+            url,
             headers: headers.to_string(),
             key: key_text(&outgoing.key).to_string(),
             signed: self.sender.signer.is_some(),
