@@ -90,20 +90,14 @@ pub fn shown_url(raw: &str) -> String {
 /// Replaces every known secret value in text that may have come from outside (an endpoint's
 /// response body echoing the Authorization header, an error naming the URL), in each form it
 /// could be printed in there.
-#[derive(Clone, Default)]
-pub struct Scrubber {
+#[derive(Default)]
+struct Scrubber {
     /// The printed forms of every secret, longest first, so a secret that contains another is
     /// removed whole.
     forms: Vec<String>,
 }
 
 impl Scrubber {
-    pub fn new(secrets: Vec<String>) -> Self {
-        let mut scrubber = Scrubber::default();
-        scrubber.add(secrets);
-        scrubber
-    }
-
     fn add(&mut self, secrets: impl IntoIterator<Item = String>) {
         self.forms.extend(
             secrets
@@ -117,7 +111,7 @@ impl Scrubber {
     }
 
     /// The text with every secret replaced; borrowed, not copied, when it holds none.
-    pub fn scrub<'a>(&self, text: &'a str) -> Cow<'a, str> {
+    fn scrub<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
         for form in &self.forms {
             if out.contains(form.as_str()) {
@@ -281,15 +275,21 @@ pub fn secrets_in_raw_config(raw: &serde_json::Value) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn scrubber(secrets: &[&str]) -> Scrubber {
+        let mut scrubber = Scrubber::default();
+        scrubber.add(secrets.iter().map(|s| s.to_string()));
+        scrubber
+    }
+
     #[test]
     fn scrubs_every_secret_and_keeps_the_rest() {
-        let s = Scrubber::new(vec!["abc".into(), "abcdef".into()]);
+        let s = scrubber(&["abc", "abcdef"]);
         assert_eq!(s.scrub("x abcdef y abc"), "x <redacted> y <redacted>");
     }
 
     #[test]
     fn scrubs_the_json_escaped_and_percent_encoded_forms() {
-        let s = Scrubber::new(vec!["a/b c\"é+😀".into()]);
+        let s = scrubber(&["a/b c\"é+😀"]);
         for echoed in [
             r#"a\/b c\"\u00e9+\ud83d\ude00"#,
             r#"a/b c\"é+😀"#,
