@@ -35,6 +35,7 @@ pub fn build(
 
 /// A proxy that requests to the endpoint go through.
 pub struct Proxy {
+    /// To resolve and connect to.
     pub host: String,
     pub port: u16,
     /// `scheme://host:port`, never its credentials.
@@ -54,14 +55,15 @@ pub fn proxy_for(url: &reqwest::Url) -> Option<Proxy> {
     let uri = url.as_str().parse::<http::Uri>().ok()?;
     let intercept = hyper_util::client::proxy::matcher::Matcher::from_system().intercept(&uri)?;
     let proxy = intercept.uri();
-    let host = proxy.host()?.to_string();
+    let host = proxy.host()?;
     let port = proxy.port_u16().unwrap_or(match proxy.scheme_str() {
         Some("https") => 443,
         _ => 80,
     });
     Some(Proxy {
         shown: format!("{}://{host}:{port}", proxy.scheme_str().unwrap_or("http")),
-        host,
+        // An IPv6 address is written in brackets in a URI, without them in a lookup.
+        host: host.trim_matches(['[', ']']).to_string(),
         port,
         authorization: intercept.basic_auth().cloned(),
     })
