@@ -6,6 +6,7 @@
 //! → [`output`].
 
 pub mod ack;
+pub mod backlog;
 pub mod catalog;
 pub mod check;
 pub mod checkpoint;

@@ -15,12 +15,13 @@ use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
-use crate::ack::{Ack, AckWindow, Acks, Entry};
+use crate::ack::{Ack, Entry};
+use crate::backlog::Backlog;
 use crate::checkpoint::Checkpointer;
 use crate::delivery::{Deliverer, Job, Notice, Settled};
 use crate::dialect::Event;
 use crate::failure::Failure;
-use crate::ordering::{Group, Scheduler};
+use crate::ordering::Group;
 use crate::output::{Closed, Output};
 use crate::progress::{LiveLine, Progress, Snapshot, INTERVAL, LIVE_INTERVAL};
 use crate::protocol::{log, FailureType, Fatal, Level, Message};
@@ -56,10 +57,6 @@ enum Stop {
     Fatal(Fatal),
     Signal(Caught),
 }
-
-/// Bytes the window may hold (bodies and data of records not yet out of the settled prefix)
-/// before stdin stops being read: a few very large records must not grow memory with the input.
-const WINDOW_BYTES: usize = 64 * 1024 * 1024;
 
 /// How long a message may wait in the stdout buffer while requests are in flight. Flushing
 /// after every message would cost one pipe write per STATE; the orchestrator still sees each
@@ -132,16 +129,7 @@ struct Loop<'d> {
     concurrency: usize,
     batch_size: usize,
     grace: Duration,
-    window: AckWindow<Entry>,
-    /// Bytes the window holds (see [`WINDOW_BYTES`]).
-    window_bytes: usize,
-    /// Records admitted but not yet out of the settled prefix, at most.
-    window_cap: usize,
-    /// Ready records beyond which no more input is taken. The window's room is for going on past
-    /// a slow request, not for queueing: a record sent soon after the reader parsed it is still
-    /// in cache, which on a fast endpoint is measurably more throughput (BENCHMARKS.md, round 4).
-    read_ahead: usize,
-    scheduler: Scheduler<Job>,
+    backlog: Backlog,
     progress: Progress,
     /// Messages for stdout, in order, written at the next checkpoint step.
     messages: Vec<Message>,
@@ -169,11 +157,7 @@ impl<'d> Loop<'d> {
             concurrency,
             batch_size,
             grace,
-            window: AckWindow::default(),
-            window_bytes: 0,
-            window_cap: (concurrency * batch_size * 4).clamp(1024, 100_000),
-            read_ahead: concurrency * batch_size * 2,
-            scheduler: Scheduler::default(),
+            backlog: Backlog::new(concurrency, batch_size),
             progress: Progress::default(),
             messages: Vec::new(),
             input_open: true,
@@ -212,9 +196,8 @@ impl<'d> Loop<'d> {
             return;
         }
         while in_flight.len() < self.concurrency {
-            let partial_ok =
-                !self.input_open || in_flight.is_empty() || self.window.len() >= self.window_cap;
-            let Some(jobs) = self.scheduler.take(self.batch_size, partial_ok) else {
+            let partial_ok = !self.input_open || in_flight.is_empty() || self.backlog.is_full();
+            let Some(jobs) = self.backlog.take(self.batch_size, partial_ok) else {
                 break;
             };
             in_flight.push(deliver(jobs));
@@ -224,8 +207,7 @@ impl<'d> Loop<'d> {
     /// The settled prefix leaves the window and becomes checkpoints; they and whatever else is
     /// to be said go to stdout's buffer.
     fn checkpoint(&mut self, out: &mut Output) -> Result<(), Closed> {
-        while let Some((entry, ack)) = self.window.pop_settled() {
-            self.window_bytes -= entry.size();
+        while let Some((entry, ack)) = self.backlog.pop_settled() {
             if let Entry::Record(_) = entry {
                 self.progress.settled(&ack);
             }
@@ -250,38 +232,54 @@ impl<'d> Loop<'d> {
     /// Input ended and every record is settled, or a stopped sync has nothing left in flight.
     fn is_done(&self, idle: bool) -> bool {
         match self.stop {
-            None => !self.input_open && self.window.is_empty(),
+            None => !self.input_open && self.backlog.is_empty(),
             Some(_) => idle,
         }
     }
 
     /// Whether to take more input: the window has room and few records are ready to go.
     fn is_reading(&self) -> bool {
-        self.input_open
-            && self.stop.is_none()
-            && self.window.len() < self.window_cap
-            && self.window_bytes < WINDOW_BYTES
-            && self.scheduler.ready_len() < self.read_ahead
+        self.input_open && self.stop.is_none() && self.backlog.has_room()
     }
 
+    /// Takes the reader's events: records and STATEs into the backlog, the rest counted and
+    /// reported.
     fn admit(&mut self, events: Vec<Event>) {
         for event in events {
-            match admit(
-                event,
-                &mut self.window,
-                &mut self.scheduler,
-                &mut self.progress,
-                &mut self.messages,
-            ) {
-                Ok(bytes) => self.window_bytes += bytes,
-                Err(fatal) => return self.stop(Stop::Fatal(fatal)),
+            match event {
+                Event::Record {
+                    meta,
+                    request,
+                    order_key,
+                } => self.backlog.push_record(meta, request, order_key),
+                Event::Refused { meta, reason } => self
+                    .backlog
+                    .push_settled(Entry::Record(meta), Ack::Rejected(reason)),
+                Event::State(raw, scope) => self
+                    .backlog
+                    .push_settled(Entry::State(raw, scope), Ack::Delivered),
+                Event::Malformed {
+                    line_no,
+                    excerpt,
+                    reason,
+                } => {
+                    self.progress.skipped_lines += 1;
+                    let warning = format!("skipped input line {line_no} ({reason}): {excerpt}");
+                    self.messages.push(log(Level::Warn, &warning));
+                }
+                Event::UnknownStream(warning) => self.messages.push(log(Level::Warn, &warning)),
+                Event::AlreadyDelivered => self.progress.already_delivered += 1,
+                Event::Broken(reason) => {
+                    let fatal = Fatal::new(FailureType::SystemError, reason, String::new());
+                    return self.stop(Stop::Fatal(fatal));
+                }
             }
         }
     }
 
     fn settle(&mut self, settled: Settled) {
         match settled.result {
-            Ok(acks) => apply(settled.jobs, &acks, &mut self.window, &mut self.scheduler),
+            Ok(acks) => self.backlog.settle(settled.jobs, &acks),
             // Left unsettled: the signal that kept it from being sent is the sync's stop.
             Err(Failure::Unsent) => {}
             Err(failure) => self.stop(Stop::Fatal(failure.into())),
@@ -291,7 +289,7 @@ impl<'d> Loop<'d> {
     fn snapshot(&self, in_flight: usize) -> Snapshot {
         Snapshot {
             in_flight,
-            waiting: self.window.len(),
+            waiting: self.backlog.len(),
             paused_for: self.deliverer.paused_until().map(|t| t - Instant::now()),
         }
     }
@@ -351,79 +349,6 @@ impl Stop {
                 ),
                 exit_code: caught.exit_code,
             },
-        }
-    }
-}
-
-/// Takes one reader event into the window (and the scheduler); returns the bytes it added, or
-/// the reason to stop when the input broke.
-fn admit(
-    event: Event,
-    window: &mut AckWindow<Entry>,
-    scheduler: &mut Scheduler<Job>,
-    progress: &mut Progress,
-    messages: &mut Vec<Message>,
-) -> Result<usize, Fatal> {
-    let (entry, ack) = match event {
-        Event::Record {
-            meta,
-            request,
-            order_key,
-        } => {
-            let size = meta.size;
-            let seq = window.push(Entry::Record(meta), None);
-            scheduler.admit(
-                order_key,
-                Job {
-                    seq,
-                    order_key,
-                    request,
-                },
-            );
-            return Ok(size);
-        }
-        Event::Refused { meta, reason } => (Entry::Record(meta), Ack::Rejected(reason)),
-        Event::State(raw, scope) => (Entry::State(raw, scope), Ack::Delivered),
-        Event::Malformed {
-            line_no,
-            excerpt,
-            reason,
-        } => {
-            progress.skipped_lines += 1;
-            messages.push(log(
-                Level::Warn,
-                &format!("skipped input line {line_no} ({reason}): {excerpt}"),
-            ));
-            return Ok(0);
-        }
-        Event::UnknownStream(warning) => {
-            messages.push(log(Level::Warn, &warning));
-            return Ok(0);
-        }
-        Event::AlreadyDelivered => {
-            progress.already_delivered += 1;
-            return Ok(0);
-        }
-        Event::Broken(reason) => {
-            return Err(Fatal::new(FailureType::SystemError, reason, String::new()))
-        }
-    };
-    let size = entry.size();
-    window.push(entry, Some(ack));
-    Ok(size)
-}
-
-/// Settles every record of a finished request and frees their keys for the next records.
-fn apply(
-    jobs: Group<Job>,
-    acks: &Acks,
-    window: &mut AckWindow<Entry>,
-    scheduler: &mut Scheduler<Job>,
-) {
-    for (i, job) in jobs.into_iter().enumerate() {
-        window.settle(job.seq, acks.get(i));
-        if let Some(key) = job.order_key {
-            scheduler.release(key);
         }
     }
 }

@@ -4,15 +4,14 @@
 //! Old Valmi configs (`{"url","method"}`, a `headers` list, an injected `run_time_args`) are valid
 //! as they are; every newer field has a default.
 
-use std::fmt;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::endpoint::{basic_credential, Endpoint};
-use crate::idempotency::RunScope;
-use crate::redact::Redacted;
+use crate::endpoint::Endpoint;
+
+mod debug;
+mod resolve;
 
 /// Destination Webhook
 ///
@@ -258,140 +257,10 @@ pub struct RunTimeArgs {
     pub other: Map<String, Value>,
 }
 
-const DEFAULT_TIMEOUT_SECONDS: f64 = 30.0;
-const DEFAULT_MAX_RETRIES: u32 = 5;
-const DEFAULT_CHUNK_SIZE: u64 = 300;
-const DEFAULT_RECORDS_PER_METRIC: u64 = 10;
-
-impl Config {
-    fn run_time_args(&self) -> Option<&RunTimeArgs> {
-        self.run_time_args.as_ref()
-    }
-
-    pub fn timeout(&self) -> std::time::Duration {
-        let secs = self
-            .timeout_seconds
-            .or_else(|| self.run_time_args().and_then(|a| a.http_timeout))
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .unwrap_or(DEFAULT_TIMEOUT_SECONDS);
-        std::time::Duration::from_secs_f64(secs)
-    }
-
-    pub fn max_retries(&self) -> u32 {
-        self.max_retries
-            .or_else(|| self.run_time_args().and_then(|a| a.max_retries))
-            .unwrap_or(DEFAULT_MAX_RETRIES)
-    }
-
-    pub fn chunk_size(&self) -> u64 {
-        self.run_time_args()
-            .and_then(|a| a.chunk_size)
-            .filter(|n| *n > 0)
-            .unwrap_or(DEFAULT_CHUNK_SIZE)
-    }
-
-    pub fn records_per_metric(&self) -> u64 {
-        self.run_time_args()
-            .and_then(|a| a.records_per_metric)
-            .filter(|n| *n > 0)
-            .unwrap_or(DEFAULT_RECORDS_PER_METRIC)
-    }
-
-    /// The run identity that makes Valmi idempotency keys repeat on a re-run of the same run.
-    pub fn run_scope(&self) -> RunScope {
-        let text = |v: &Value| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        let args = self.run_time_args();
-        match (
-            args.and_then(|a| a.run_id.as_ref()),
-            args.and_then(|a| a.sync_id.as_ref()),
-        ) {
-            (Some(run), _) => RunScope::Run(text(run)),
-            (None, Some(sync)) => RunScope::Sync(text(sync)),
-            (None, None) => RunScope::Unknown,
-        }
-    }
-
-    /// Every secret value in this config, so output can be scrubbed of them.
-    pub fn secrets(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        match &self.auth {
-            Auth::None => {}
-            Auth::Bearer { token } => out.push(token.clone()),
-            Auth::Basic { username, password } => {
-                out.push(password.clone());
-                out.push(basic_credential(username, password));
-            }
-            Auth::ApiKey { api_key, .. } => out.push(api_key.clone()),
-        }
-        out.extend(self.signing_secret.clone());
-        out.extend(
-            self.headers
-                .iter()
-                .filter_map(|h| h.split_once(':'))
-                .filter(|(name, _)| crate::redact::is_sensitive_header(name))
-                .map(|(_, value)| value.trim().to_string()),
-        );
-        if let Some(key) = self.tls.as_ref().and_then(|t| t.client_key.clone()) {
-            out.push(key);
-        }
-        out.extend(self.url.secrets());
-        out.extend(crate::redact::sensitive_query_values(self.url.url()));
-        out.retain(|s| s.len() >= 3);
-        out
-    }
-}
-
-/// Redacts every secret so a config can be logged or put in a panic message safely.
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("url", &crate::redact::shown_url(self.url.url().as_str()))
-            .field("method", &self.method)
-            .field("headers", &Redacted(self.headers.len()))
-            .field("auth", &self.auth)
-            .field(
-                "signing_secret",
-                &self.signing_secret.as_ref().map(|_| Redacted(())),
-            )
-            .field("timeout_seconds", &self.timeout_seconds)
-            .field("max_retries", &self.max_retries)
-            .field("concurrency", &self.concurrency)
-            .field("rate_limit_per_second", &self.rate_limit_per_second)
-            .field("batch_size", &self.batch_size)
-            .field("on_client_error", &self.on_client_error)
-            .field("compression", &self.compression)
-            .field("tls", &self.tls.as_ref().map(|_| Redacted(())))
-            .finish_non_exhaustive()
-    }
-}
-
-impl fmt::Debug for Auth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Auth::None => f.write_str("None"),
-            Auth::Bearer { .. } => f.write_str("Bearer { token: <redacted> }"),
-            Auth::Basic { username, .. } => {
-                write!(
-                    f,
-                    "Basic {{ username: {username:?}, password: <redacted> }}"
-                )
-            }
-            Auth::ApiKey { header_name, .. } => {
-                write!(
-                    f,
-                    "ApiKey {{ header_name: {header_name:?}, api_key: <redacted> }}"
-                )
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::idempotency::RunScope;
 
     fn parse(v: Value) -> Config {
         serde_json::from_value(v).unwrap()
