@@ -25,6 +25,7 @@ pub mod headers;
 pub mod idempotency;
 pub mod metrics;
 pub mod ordering;
+pub mod outbox;
 pub mod output;
 pub mod policy;
 pub mod progress;

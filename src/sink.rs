@@ -1,14 +1,14 @@
 //! The write loop, one stage after another:
 //!
-//! reader events → acknowledgement window + key scheduler → delivery (up to `concurrency`
-//! requests in flight) → settled prefix → checkpoints → stdout.
+//! reader events → [`Backlog`] (acknowledgement window + key scheduler) → delivery (up to
+//! `concurrency` requests in flight) → settled prefix → [`Outbox`] (checkpoints) → stdout.
 //!
 //! Everything here runs on one thread; the reader thread feeds it through a bounded channel that
 //! is only read while the window has room (which is what bounds memory) and few records are
 //! ready to go (which keeps them in cache).
 
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
@@ -18,13 +18,14 @@ use tokio::time::Sleep;
 use crate::ack::{Ack, Entry};
 use crate::backlog::Backlog;
 use crate::checkpoint::Checkpointer;
-use crate::delivery::{Deliverer, Job, Notice, Settled};
+use crate::delivery::{Deliverer, Job, Settled};
 use crate::dialect::Event;
 use crate::failure::Failure;
 use crate::ordering::Group;
+use crate::outbox::Outbox;
 use crate::output::{Closed, Output};
-use crate::progress::{LiveLine, Progress, Snapshot, INTERVAL, LIVE_INTERVAL};
-use crate::protocol::{log, FailureType, Fatal, Level, Message};
+use crate::progress::{LiveLine, Progress, INTERVAL, LIVE_INTERVAL};
+use crate::protocol::{FailureType, Fatal};
 use crate::signals::{Caught, Signals};
 
 pub struct Sink {
@@ -58,11 +59,6 @@ enum Stop {
     Signal(Caught),
 }
 
-/// How long a message may wait in the stdout buffer while requests are in flight. Flushing
-/// after every message would cost one pipe write per STATE; the orchestrator still sees each
-/// one within this delay, and at once when the loop goes idle.
-const FLUSH_EVERY: Duration = Duration::from_millis(20);
-
 impl Sink {
     pub async fn run(
         self,
@@ -87,8 +83,8 @@ impl Sink {
         loop {
             turn.heed(signals);
             turn.launch(&mut in_flight, |jobs| deliverer.deliver(jobs, signals));
-            turn.checkpoint(out)?;
-            turn.flush(out, in_flight.is_empty())?;
+            turn.outbox.checkpoint(&mut turn.backlog, out)?;
+            turn.outbox.flush(out, in_flight.is_empty())?;
             if turn.is_done(in_flight.is_empty()) {
                 break;
             }
@@ -111,10 +107,12 @@ impl Sink {
                     None => turn.input_open = false,
                 },
                 caught = signals.wait(), if turn.stop.is_none() => turn.stop(Stop::Signal(caught)),
-                _ = ticker.tick() => turn.report(in_flight.len()),
-                _ = live_ticker.tick(), if live.is_shown() => turn.redraw(&live, in_flight.len()),
+                _ = ticker.tick() => turn.outbox.report(in_flight.len(), turn.backlog.len()),
+                _ = live_ticker.tick(), if live.is_shown() => {
+                    turn.outbox.redraw(&live, in_flight.len(), turn.backlog.len())
+                }
                 // Only wakes the loop: the flush at its top sees the timer due.
-                _ = &mut turn.flush_timer, if out.is_dirty() => {}
+                _ = &mut turn.outbox.flush_timer, if out.is_dirty() => {}
                 _ = &mut turn.deadline, if turn.stop.is_some() => break,
             }
         }
@@ -124,23 +122,16 @@ impl Sink {
 
 /// The write loop's state from one turn to the next. Each step of a turn is one method.
 struct Loop<'d> {
-    deliverer: &'d Deliverer,
-    checkpointer: Checkpointer,
     concurrency: usize,
     batch_size: usize,
     grace: Duration,
     backlog: Backlog,
-    progress: Progress,
-    /// Messages for stdout, in order, written at the next checkpoint step.
-    messages: Vec<Message>,
+    outbox: Outbox<'d>,
     input_open: bool,
     stop: Option<Stop>,
-    // Both timers live for the whole loop and are re-armed, not rebuilt on every turn: a fresh
-    // timer per turn is a timer-wheel registration per finished request.
-    /// Due when the in-flight requests of a stopped sync may settle no longer.
+    /// Due when the in-flight requests of a stopped sync may settle no longer. Re-armed, not
+    /// rebuilt, like the outbox's flush timer.
     deadline: Pin<Box<Sleep>>,
-    /// Due when the stdout buffer may wait no longer: FLUSH_EVERY after the last flush.
-    flush_timer: Pin<Box<Sleep>>,
 }
 
 impl<'d> Loop<'d> {
@@ -152,18 +143,14 @@ impl<'d> Loop<'d> {
         grace: Duration,
     ) -> Self {
         Loop {
-            deliverer,
-            checkpointer,
             concurrency,
             batch_size,
             grace,
             backlog: Backlog::new(concurrency, batch_size),
-            progress: Progress::default(),
-            messages: Vec::new(),
+            outbox: Outbox::new(deliverer, checkpointer),
             input_open: true,
             stop: None,
             deadline: Box::pin(tokio::time::sleep(Duration::from_secs(86_400 * 365))),
-            flush_timer: Box::pin(tokio::time::sleep(FLUSH_EVERY)),
         }
     }
 
@@ -204,31 +191,6 @@ impl<'d> Loop<'d> {
         }
     }
 
-    /// The settled prefix leaves the window and becomes checkpoints; they and whatever else is
-    /// to be said go to stdout's buffer.
-    fn checkpoint(&mut self, out: &mut Output) -> Result<(), Closed> {
-        while let Some((entry, ack)) = self.backlog.pop_settled() {
-            if let Entry::Record(_) = entry {
-                self.progress.settled(&ack);
-            }
-            self.checkpointer.settled(entry, ack, &mut self.messages);
-        }
-        let notices = self.deliverer.take_notices();
-        self.messages
-            .extend(notices.into_iter().map(Notice::into_log));
-        self.messages.drain(..).try_for_each(|m| out.emit(&m))
-    }
-
-    /// Flushes stdout when the loop is idle or the buffer has waited long enough.
-    fn flush(&mut self, out: &mut Output, idle: bool) -> Result<(), Closed> {
-        let now = tokio::time::Instant::now();
-        if out.is_dirty() && (idle || self.flush_timer.deadline() <= now) {
-            out.flush()?;
-            self.flush_timer.as_mut().reset(now + FLUSH_EVERY);
-        }
-        Ok(())
-    }
-
     /// Input ended and every record is settled, or a stopped sync has nothing left in flight.
     fn is_done(&self, idle: bool) -> bool {
         match self.stop {
@@ -263,12 +225,12 @@ impl<'d> Loop<'d> {
                     excerpt,
                     reason,
                 } => {
-                    self.progress.skipped_lines += 1;
+                    self.outbox.progress.skipped_lines += 1;
                     let warning = format!("skipped input line {line_no} ({reason}): {excerpt}");
-                    self.messages.push(log(Level::Warn, &warning));
+                    self.outbox.warn(&warning);
                 }
-                Event::UnknownStream(warning) => self.messages.push(log(Level::Warn, &warning)),
-                Event::AlreadyDelivered => self.progress.already_delivered += 1,
+                Event::UnknownStream(warning) => self.outbox.warn(&warning),
+                Event::AlreadyDelivered => self.outbox.progress.already_delivered += 1,
                 Event::Broken(reason) => {
                     let fatal = Fatal::new(FailureType::SystemError, reason, String::new());
                     return self.stop(Stop::Fatal(fatal));
@@ -286,54 +248,14 @@ impl<'d> Loop<'d> {
         }
     }
 
-    fn snapshot(&self, in_flight: usize) -> Snapshot {
-        Snapshot {
-            in_flight,
-            waiting: self.backlog.len(),
-            paused_for: self.deliverer.paused_until().map(|t| t - Instant::now()),
-        }
-    }
-
-    fn report(&mut self, in_flight: usize) {
-        let now = self.snapshot(in_flight);
-        let line = self.progress.tick(&self.deliverer.metrics, now);
-        self.messages.push(line);
-    }
-
-    fn redraw(&self, live: &LiveLine, in_flight: usize) {
-        let now = self.snapshot(in_flight);
-        self.progress.redraw(live, &self.deliverer.metrics, now);
-    }
-
-    /// The last messages: the final checkpoint (or the interrupted one), the summary, and how
-    /// the run ended.
+    /// The last messages, and how the run ended.
     fn end(mut self, abandoned: usize, out: &mut Output) -> Result<Ending, Closed> {
-        let metrics = &self.deliverer.metrics;
-        if self.progress.already_delivered > 0 {
-            self.messages.push(log(Level::Info, &format!(
-                "resume: skipped {} records that the checkpoint (last_row_num) shows were delivered by an earlier attempt of this run",
-                self.progress.already_delivered
-            )));
-        }
-        let ending = match self.stop.take() {
-            None => {
-                self.checkpointer.finish(&mut self.messages);
-                self.messages
-                    .push(self.progress.summary(metrics, "sync complete"));
-                Ending::Completed
-            }
-            Some(stop) => {
-                self.checkpointer.interrupted(&mut self.messages);
-                self.messages.push(self.progress.summary(
-                    metrics,
-                    &format!("sync stopped ({abandoned} requests abandoned in flight)"),
-                ));
-                stop.ending(&self.progress)
-            }
-        };
-        self.messages.drain(..).try_for_each(|m| out.emit(&m))?;
-        out.flush()?;
-        Ok(ending)
+        let stop = self.stop.take();
+        self.outbox.finish(stop.as_ref().map(|_| abandoned), out)?;
+        Ok(match stop {
+            None => Ending::Completed,
+            Some(stop) => stop.ending(&self.outbox.progress),
+        })
     }
 }
 

@@ -1,5 +1,5 @@
-//! Sending requests: one attempt after another ([`exchange`]) until the [`policy`] settles on
-//! the answer, paced by the endpoint's pauses and the rate limit ([`pacing`]), with batches split
+//! Sending requests: one attempt after another (`exchange.rs`) until the [`policy`] settles on
+//! the answer, paced by the endpoint's pauses and the rate limit (`pacing.rs`), with batches split
 //! to isolate the records an endpoint refuses. Stops become a [`Failure`]; what is worth telling
 //! on the way becomes a [`Notice`].
 //!
