@@ -66,22 +66,12 @@ pub fn main() -> ExitCode {
         ),
         Command::Discover { config } => match files::read_json(&config, "config") {
             Ok(_) => answer(&mut out, &discover::catalog()),
-            Err(message) => finish(
-                &mut out,
-                Some(Fatal::new(FailureType::ConfigError, message, String::new())),
-                1,
-            ),
+            Err(e) => finish(&mut out, Some(Fatal::config(e)), 1),
         },
         Command::Check { config } => {
             let raw = match files::read_json(&config, "config") {
                 Ok(raw) => raw,
-                Err(message) => {
-                    return finish(
-                        &mut out,
-                        Some(Fatal::new(FailureType::ConfigError, message, String::new())),
-                        1,
-                    )
-                }
+                Err(e) => return finish(&mut out, Some(Fatal::config(e)), 1),
             };
             crate::redact::register(crate::redact::secrets_in_raw_config(&raw));
             let status = match validate::load_config(&raw) {

@@ -2,19 +2,20 @@
 
 use std::path::Path;
 
+use anyhow::Context;
 use serde_json::Value;
 
-pub fn read_json(path: &Path, what: &str) -> Result<Value, String> {
+pub fn read_json(path: &Path, what: &str) -> anyhow::Result<Value> {
     parse_json(&read_text(path, what)?, path, what)
 }
 
-pub fn read_text(path: &Path, what: &str) -> Result<String, String> {
+pub fn read_text(path: &Path, what: &str) -> anyhow::Result<String> {
     std::fs::read_to_string(path)
-        .map_err(|e| format!("could not read the {what} file {}: {e}", path.display()))
+        .with_context(|| format!("could not read the {what} file {}", path.display()))
 }
 
 /// `text`, read from the `what` file at `path`, as JSON.
-pub fn parse_json(text: &str, path: &Path, what: &str) -> Result<Value, String> {
+pub fn parse_json(text: &str, path: &Path, what: &str) -> anyhow::Result<Value> {
     serde_json::from_str(text)
-        .map_err(|e| format!("the {what} file {} is not valid JSON: {e}", path.display()))
+        .with_context(|| format!("the {what} file {} is not valid JSON", path.display()))
 }

@@ -293,6 +293,16 @@ impl Fatal {
         }
     }
 
+    /// A `config_error` stop with the whole chain of `problem` as its message (an `anyhow`
+    /// error's contexts, outermost first).
+    pub fn config(problem: impl std::fmt::Display) -> Self {
+        Fatal::new(
+            FailureType::ConfigError,
+            format!("{problem:#}"),
+            String::new(),
+        )
+    }
+
     pub fn trace(&self) -> Value {
         trace_error(self.failure_type, &self.message, &self.internal)
     }

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use anyhow::Context;
 use serde_json::{Map, Value};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,13 +30,13 @@ fn refuse(problem: impl Into<String>) -> StateError {
 }
 
 /// The checkpoint in the `--state` file; an empty file starts fresh.
-pub fn read(path: &Path) -> Result<Resume, String> {
+pub fn read(path: &Path) -> anyhow::Result<Resume> {
     let text = crate::files::read_text(path, "state")?;
     if text.trim().is_empty() {
         return Ok(Resume::default());
     }
     let value = crate::files::parse_json(&text, path, "state")?;
-    parse(&value).map_err(|e| format!("the state file {}: {e}", path.display()))
+    parse(&value).with_context(|| format!("the state file {}", path.display()))
 }
 
 /// `{"_valmi_meta":{"chunk_id":N}}`, `{"type":"STREAM","data":{...}}` or a whole

@@ -47,22 +47,19 @@ struct Plan {
 }
 
 fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
-    let config_error =
-        |message: String| Fatal::new(FailureType::ConfigError, message, String::new());
-    let raw = files::read_json(&args.config, "config").map_err(config_error)?;
+    let raw = files::read_json(&args.config, "config").map_err(Fatal::config)?;
     crate::redact::register(crate::redact::secrets_in_raw_config(&raw));
-    let config = validate::load_config(&raw).map_err(|e| config_error(e.to_string()))?;
+    let config = validate::load_config(&raw).map_err(Fatal::config)?;
     crate::redact::register(config.secrets());
-    let catalog = files::read_json(&args.catalog, "catalog").map_err(config_error)?;
+    let catalog = files::read_json(&args.catalog, "catalog").map_err(Fatal::config)?;
     let encoder = Encoder::new(Shape::of(&config), config.url.url().clone());
     let (dialect, checkpointer, dialect_name) = match &args.destination_catalog {
         Some(path) => {
             let destination =
-                files::read_json(path, "destination catalog").map_err(config_error)?;
-            let valmi = ValmiCatalog::parse(&destination, &catalog)
-                .map_err(|e| config_error(e.to_string()))?;
+                files::read_json(path, "destination catalog").map_err(Fatal::config)?;
+            let valmi = ValmiCatalog::parse(&destination, &catalog).map_err(Fatal::config)?;
             let resume = match &args.state {
-                Some(path) => resume::read(path).map_err(config_error)?,
+                Some(path) => resume::read(path).map_err(Fatal::config)?,
                 None => resume::Resume::default(),
             };
             let checkpoints = ValmiCheckpoints::new(
@@ -79,8 +76,7 @@ fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
             )
         }
         None => {
-            let streams =
-                catalog::parse_airbyte(&catalog).map_err(|e| config_error(e.to_string()))?;
+            let streams = catalog::parse_airbyte(&catalog).map_err(Fatal::config)?;
             (
                 Dialect::Airbyte(Airbyte::new(encoder, streams)),
                 Checkpointer::Airbyte(AirbyteCheckpoints::default()),
@@ -114,13 +110,7 @@ pub fn run(args: &WriteArgs, out: &mut Output) -> Result<Ending, crate::output::
     out.emit(&log(Level::Info, &plan.description))?;
     let deliverer = match Deliverer::new(&plan.config, args.dry_run) {
         Ok(d) => d,
-        Err(message) => {
-            return Ok(Ending::failed(Fatal::new(
-                FailureType::ConfigError,
-                message,
-                String::new(),
-            )))
-        }
+        Err(message) => return Ok(Ending::failed(Fatal::config(message))),
     };
     let batch_size = Shape::of(&plan.config).batch_size(plan.config.batch_size);
     let sink = Sink {
