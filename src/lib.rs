@@ -1,9 +1,12 @@
 //! destination-webhook: delivers the records of a sync (Valmi or Airbyte protocol on stdin) to
 //! an HTTP endpoint, and reports on stdout what was acknowledged.
 //!
-//! Data flows one way: [`reader`] (stdin lines → [`protocol`] → [`dialect`]) → [`sink`] (the
-//! [`ack`] window and [`ordering`] scheduler) → [`delivery`] (HTTP, [`policy`]) → [`checkpoint`]
-//! → [`output`].
+//! Data flows one way: [`reader`] (stdin lines → [`protocol`] → [`dialect`], which encodes
+//! records per the request's [`shape`] through the [`encoder`]) → [`sink`] (the write loop: the
+//! [`backlog`] of the [`ack`] window and the [`ordering`] scheduler) → [`delivery`] (HTTP; what
+//! an answer means is [`policy`], why a sync stops is [`failure`], why a record is refused is
+//! [`rejection`]) → [`outbox`] ([`checkpoint`]: when a STATE is emitted) → [`output`].
+//! README.md's "Where things are" answers the usual questions file by file.
 
 pub mod ack;
 pub mod backlog;
