@@ -215,28 +215,33 @@ mod tests {
         }
     }
 
-    fn decide_one(outcome: Outcome, attempt: u32, records: usize) -> Decision {
-        decide(outcome, attempt, records, LIMITS, || 0.5)
+    #[test]
+    fn each_answer_comes_to_its_decision() {
+        let retry = |secs: f64| Decision::Retry {
+            after: Duration::from_secs_f64(secs),
+            pause: false,
+        };
+        let cases = [
+            (answered(204), 0, 1, Decision::Deliver),
+            (answered(302), 0, 1, Decision::Fail(Stop::Redirect)),
+            (answered(403), 0, 1, Decision::Fail(Stop::Unauthorized)),
+            (Outcome::TlsRefused, 0, 1, Decision::Fail(Stop::TlsRefused)),
+            (answered(422), 0, 1, Decision::Reject),
+            (answered(422), 0, 2, Decision::Split),
+            (answered(404), 0, 2, Decision::Reject),
+            (answered(500), 1, 1, retry(1.0)),
+            (Outcome::NoAnswer, 0, 1, retry(0.5)),
+            (answered(503), 2, 1, Decision::Fail(Stop::GaveUp)),
+            (Outcome::NoAnswer, 2, 1, Decision::Fail(Stop::GaveUp)),
+        ];
+        for (outcome, attempt, records, expected) in cases {
+            let decided = decide(outcome, attempt, records, LIMITS, || 0.5);
+            assert_eq!(decided, expected, "{outcome:?} attempt {attempt}");
+        }
     }
 
     #[test]
-    fn each_answer_comes_to_its_decision() {
-        assert_eq!(decide_one(answered(204), 0, 1), Decision::Deliver);
-        assert_eq!(
-            decide_one(answered(302), 0, 1),
-            Decision::Fail(Stop::Redirect)
-        );
-        assert_eq!(
-            decide_one(answered(403), 0, 1),
-            Decision::Fail(Stop::Unauthorized)
-        );
-        assert_eq!(
-            decide_one(Outcome::TlsRefused, 0, 1),
-            Decision::Fail(Stop::TlsRefused)
-        );
-        assert_eq!(decide_one(answered(422), 0, 1), Decision::Reject);
-        assert_eq!(decide_one(answered(422), 0, 2), Decision::Split);
-        assert_eq!(decide_one(answered(404), 0, 2), Decision::Reject);
+    fn the_endpoints_wishes_and_the_users_choice_count() {
         let fail = Limits {
             on_client_error: OnClientError::Fail,
             ..LIMITS
@@ -244,24 +249,6 @@ mod tests {
         assert_eq!(
             decide(answered(404), 0, 1, fail, || 0.5),
             Decision::Fail(Stop::Refused)
-        );
-    }
-
-    #[test]
-    fn retries_wait_then_give_up() {
-        assert_eq!(
-            decide_one(answered(500), 1, 1),
-            Decision::Retry {
-                after: Duration::from_secs(1),
-                pause: false
-            }
-        );
-        assert_eq!(
-            decide_one(Outcome::NoAnswer, 0, 1),
-            Decision::Retry {
-                after: Duration::from_millis(500),
-                pause: false
-            }
         );
         let asked = Outcome::Answered {
             status: 429,
@@ -273,14 +260,6 @@ mod tests {
                 after: Duration::from_secs(7),
                 pause: true
             }
-        );
-        assert_eq!(
-            decide_one(answered(503), 2, 1),
-            Decision::Fail(Stop::GaveUp)
-        );
-        assert_eq!(
-            decide_one(Outcome::NoAnswer, 2, 1),
-            Decision::Fail(Stop::GaveUp)
         );
     }
 

@@ -992,8 +992,12 @@ fn sighup_mid_run_is_a_stop_like_sigterm_and_exits_129() {
 /// blocks writing it. Returns the child (its stdout still unread, stdin open) and how many
 /// requests the endpoint got by then. Blocked means the loop's thread (the main thread) sleeps in
 /// a pipe write, as the kernel tells, and no request came for half a second.
+/// `extra` is laid over a config that writes a STATE per record; the files must outlive the
+/// child.
 #[allow(clippy::zombie_processes, reason = "the caller waits for the child")]
-fn blocked_on_stdout(receiver: &Receiver, files: &Files) -> (std::process::Child, usize) {
+fn blocked_on_stdout(receiver: &Receiver, extra: Value) -> (std::process::Child, usize, Files) {
+    let per_record = json!({"run_time_args": {"records_per_metric": 1, "chunk_size": 1000000}});
+    let files = Files::plain(&overlay(config(&receiver.url("/hook"), per_record), &extra));
     let mut child = spawn(&files.args());
     let mut stdin = child.stdin.take().unwrap();
     let stderr = child.stderr.take().unwrap();
@@ -1007,7 +1011,7 @@ fn blocked_on_stdout(receiver: &Receiver, files: &Files) -> (std::process::Child
         let now = receiver.requests().len();
         let writing = std::fs::read_to_string(&wchan).is_ok_and(|w| w.contains("pipe_write"));
         if writing && now == seen {
-            return (child, now);
+            return (child, now, files);
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
@@ -1031,12 +1035,7 @@ fn signal(pid: u32, name: &str) {
 #[test]
 fn a_signal_ends_the_run_within_the_grace_even_with_stdout_blocked() {
     let receiver = Receiver::start_default();
-    let config = config(
-        &receiver.url("/hook"),
-        json!({"timeout_seconds": 1, "run_time_args": {"records_per_metric": 1, "chunk_size": 1000000}}),
-    );
-    let files = Files::plain(&config);
-    let (mut child, sent) = blocked_on_stdout(&receiver, &files);
+    let (mut child, sent, _files) = blocked_on_stdout(&receiver, json!({"timeout_seconds": 1}));
     assert!(sent < 20_000, "stdout never blocked: {sent} records sent");
     let signalled = Instant::now();
     signal(child.id(), "TERM");
@@ -1065,12 +1064,7 @@ fn a_signal_ends_the_run_within_the_grace_even_with_stdout_blocked() {
 #[test]
 fn no_request_starts_after_a_signal_that_came_while_stdout_was_blocked() {
     let receiver = Receiver::start_default();
-    let config = config(
-        &receiver.url("/hook"),
-        json!({"concurrency": 1, "run_time_args": {"records_per_metric": 1, "chunk_size": 1000000}}),
-    );
-    let files = Files::plain(&config);
-    let (mut child, sent) = blocked_on_stdout(&receiver, &files);
+    let (mut child, sent, _files) = blocked_on_stdout(&receiver, json!({"concurrency": 1}));
     signal(child.id(), "TERM");
     thread::sleep(Duration::from_millis(300));
     let mut stdout = String::new();
