@@ -316,10 +316,6 @@ pub fn connection_status(ok: bool, message: impl Into<FreeText>) -> Value {
     }})
 }
 
-pub fn state(state: Value) -> Value {
-    json!({"type": "STATE", "state": state})
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
