@@ -172,7 +172,8 @@ mod tests {
     fn every_status_has_its_meaning() {
         assert_eq!(classify(200), Class::Delivered);
         assert_eq!(classify(204), Class::Delivered);
-        for s in [408, 425, 500, 502, 504] {
+        // The named retryable codes, and any other 5xx: the server's trouble, likely to pass.
+        for s in [408, 425, 500, 502, 504, 507, 508, 511, 599] {
             assert_eq!(
                 classify(s),
                 Class::Retry {

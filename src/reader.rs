@@ -168,6 +168,20 @@ fn excerpt(line: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// A line of exactly the limit is kept; one byte more is too long.
+    #[test]
+    fn the_line_limit_is_inclusive() {
+        for (extra, oversized) in [(0, false), (1, true)] {
+            let mut input = vec![b'x'; MAX_LINE_BYTES + extra];
+            input.push(b'\n');
+            let mut reader = BufReader::with_capacity(64 * 1024, &input[..]);
+            let mut line = Vec::new();
+            let (complete, too_long) = read_line(&mut reader, &mut line).unwrap();
+            assert!(complete);
+            assert_eq!(too_long, oversized, "{} bytes", MAX_LINE_BYTES + extra);
+        }
+    }
+
     #[test]
     fn long_lines_are_cut_and_flagged_and_partial_last_lines_kept() {
         let mut input = vec![b'x'; MAX_LINE_BYTES + 10];

@@ -320,6 +320,8 @@ mod tests {
             "https://h/a?x=1&token=<redacted>&Access_Token=<redacted>&sig=<redacted>&flag&empty=&X-Amz-Signature=<redacted>#f"
         );
         assert_eq!(shown_url("http://h/"), "http://h/");
+        // A user name alone is a credential too (an API key as the user name).
+        assert_eq!(shown_url("https://sk_live_x@h/a"), "https://h/a");
         let url = url::Url::parse("https://h/?api_key=a%2Fb+c&page=2&sig=").unwrap();
         assert_eq!(sensitive_query_values(&url), ["a%2Fb+c", "a/b c"]);
         assert!(is_sensitive_header("X-Api-Key"));

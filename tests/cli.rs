@@ -82,7 +82,9 @@ fn only_trace_error(run: &Run) -> &Value {
     let trace = only_message(run);
     assert_eq!(trace["type"], "TRACE", "stdout: {}", run.stdout);
     assert_eq!(trace["trace"]["type"], "ERROR", "stdout: {}", run.stdout);
-    assert!(trace["trace"]["emitted_at"].is_number(), "{trace}");
+    // Milliseconds since the epoch, now: after 2020-09-13 (1.6e12 ms) and before 2100.
+    let emitted_at = trace["trace"]["emitted_at"].as_f64().unwrap_or(0.0);
+    assert!((1.6e12..4.1e12).contains(&emitted_at), "{trace}");
     let error = &trace["trace"]["error"];
     let message = error["message"]
         .as_str()

@@ -1382,3 +1382,28 @@ fn an_api_key_given_as_the_urls_user_name_is_never_printed() {
         );
     }
 }
+
+/// A config that fails validation still has its secrets kept out of the messages about it, found
+/// by field name wherever they sit: in an object (`auth.token`) or in an array inside one. Here
+/// the same value is also, by mistake, the `method`, which the message quotes.
+#[test]
+fn an_invalid_configs_secrets_are_kept_out_of_its_messages_wherever_they_sit() {
+    for (secret, placed) in [
+        (
+            "tok-in-object-51",
+            json!({"auth": {"type": "bearer", "token": "tok-in-object-51"}}),
+        ),
+        (
+            "pw-in-array-52",
+            json!({"run_time_args": {"extra": [{"password": "pw-in-array-52"}]}}),
+        ),
+    ] {
+        let mut config = overlay(json!({"url": "http://127.0.0.1:9/hook"}), &placed);
+        config["method"] = json!(secret);
+        let run = run_check(&config);
+        let (status, message) = status_of(&run);
+        assert_eq!(status, "FAILED", "{}", run.dump());
+        assert!(message.contains("method: '<redacted>'"), "{message}");
+        assert!(!run.stdout.contains(secret), "{}", run.dump());
+    }
+}
