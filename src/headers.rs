@@ -63,7 +63,7 @@ pub enum HeaderError {
 }
 
 /// Why a header name may not be configured, as the message's wording; `None` when it may.
-fn refusal(name: &HeaderName) -> Option<&'static str> {
+pub(crate) fn refusal(name: &HeaderName) -> Option<&'static str> {
     if RESERVED.contains(name) {
         Some("is set by the connector itself")
     } else if FRAMING.contains(name) {

@@ -25,6 +25,7 @@ pub mod failure;
 pub mod files;
 pub mod flatten;
 pub mod headers;
+pub mod hmac_header;
 pub mod idempotency;
 pub mod metrics;
 pub mod ordering;

@@ -243,11 +243,13 @@ impl From<String> for FreeText {
 /// Secret values in a config that has not been validated yet, found by field name, so even the
 /// messages about an invalid config cannot echo them.
 pub fn secrets_in_raw_config(raw: &serde_json::Value) -> Vec<String> {
-    const SECRET_FIELDS: [&str; 5] = [
+    const SECRET_FIELDS: [&str; 7] = [
         "token",
         "password",
         "api_key",
         "signing_secret",
+        "signing_secrets",
+        "secret",
         "client_key",
     ];
     let mut found = Vec::new();
@@ -259,6 +261,11 @@ pub fn secrets_in_raw_config(raw: &serde_json::Value) -> Vec<String> {
                     match v {
                         serde_json::Value::String(s) if SECRET_FIELDS.contains(&key.as_str()) => {
                             found.push(s.clone())
+                        }
+                        serde_json::Value::Array(items)
+                            if SECRET_FIELDS.contains(&key.as_str()) =>
+                        {
+                            found.extend(items.iter().filter_map(|i| i.as_str().map(String::from)))
                         }
                         other => stack.push(other),
                     }

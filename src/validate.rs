@@ -42,9 +42,17 @@ pub fn load_config(raw: &Value) -> Result<Config, ConfigError> {
     );
     problems.extend(
         config
-            .signing_secret
-            .as_deref()
-            .and_then(|secret| crate::signing::signing_key(secret).err())
+            .standard_webhooks_secrets()
+            .filter_map(|(field, secret)| {
+                let problem = crate::signing::signing_key(secret).err()?;
+                Some(crate::signing::BadSecret { field, problem }.to_string())
+            }),
+    );
+    problems.extend(
+        config
+            .hmac_signature
+            .as_ref()
+            .and_then(|h| crate::hmac_header::HeaderSigner::new(h).err())
             .map(|e| e.to_string()),
     );
     problems.extend(

@@ -17,6 +17,11 @@ impl fmt::Debug for Config {
                 "signing_secret",
                 &self.signing_secret.as_ref().map(|_| Redacted(())),
             )
+            .field("signing_secrets", &Redacted(self.signing_secrets.len()))
+            .field(
+                "hmac_signature",
+                &self.hmac_signature.as_ref().map(|h| &h.header_name),
+            )
             .field("timeout_seconds", &self.timeout_seconds)
             .field("max_retries", &self.max_retries)
             .field("concurrency", &self.concurrency)

@@ -59,18 +59,38 @@ pub struct Config {
     #[schemars(extend("airbyte_secret" = true, "order" = 4))]
     pub signing_secret: Option<String>,
 
+    /// More signing secrets
+    ///
+    /// For a receiver rotating its secret: each of these also signs every request, next to
+    /// signing_secret, so webhook-signature carries one "v1," signature per secret,
+    /// space-separated, and a receiver verifying with any one of them accepts the request.
+    /// Same format as signing_secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("airbyte_secret" = true, "order" = 5))]
+    pub signing_secrets: Vec<String>,
+
+    /// HMAC signature header
+    ///
+    /// A signature in the convention of GitHub (X-Hub-Signature-256: sha256=<hex>), Shopify
+    /// (X-Shopify-Hmac-Sha256: <base64>) and the like: HMAC-SHA256 with the secret over the exact
+    /// body bytes sent (gzip-compressed when compression is gzip; empty for GET). Independent of
+    /// the Standard Webhooks signature; both may be set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("order" = 6))]
+    pub hmac_signature: Option<HmacSignature>,
+
     /// Timeout (seconds)
     ///
     /// Whole-request timeout per attempt. Default 30 (or run_time_args.http_timeout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.001, max = 3600.0), extend("default" = 30, "order" = 5))]
+    #[schemars(range(min = 0.001, max = 3600.0), extend("default" = 30, "order" = 7))]
     pub timeout_seconds: Option<f64>,
 
     /// Maximum retries
     ///
     /// Retries after the first attempt, per request. Default 5 (or run_time_args.max_retries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(max = 100), extend("default" = 5, "order" = 6))]
+    #[schemars(range(max = 100), extend("default" = 5, "order" = 8))]
     pub max_retries: Option<u32>,
 
     /// Concurrency
@@ -78,14 +98,14 @@ pub struct Config {
     /// Requests in flight at most. Records sharing a key are still delivered one after another,
     /// in input order.
     #[serde(default = "default_concurrency")]
-    #[schemars(range(min = 1, max = 1024), extend("order" = 7))]
+    #[schemars(range(min = 1, max = 1024), extend("order" = 9))]
     pub concurrency: u32,
 
     /// Rate limit (requests per second)
     ///
     /// Upper bound on requests started per second. Unset = no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.001), extend("order" = 8))]
+    #[schemars(range(min = 0.001), extend("order" = 10))]
     pub rate_limit_per_second: Option<f64>,
 
     /// Batch size
@@ -93,7 +113,7 @@ pub struct Config {
     /// POST/PUT/PATCH only: records per request, sent as a JSON array of envelopes.
     /// 1 sends one envelope object per request (the Valmi format).
     #[serde(default = "default_batch_size")]
-    #[schemars(range(min = 1, max = 10000), extend("order" = 9))]
+    #[schemars(range(min = 1, max = 10000), extend("order" = 11))]
     pub batch_size: u32,
 
     /// On client error
@@ -101,28 +121,28 @@ pub struct Config {
     /// What a non-retryable 4xx answer does: "reject" reports the record and goes on, "fail"
     /// stops the sync.
     #[serde(default)]
-    #[schemars(extend("order" = 10))]
+    #[schemars(extend("order" = 12))]
     pub on_client_error: OnClientError,
 
     /// Compression
     ///
     /// Request body compression (sent with Content-Encoding).
     #[serde(default)]
-    #[schemars(extend("order" = 11))]
+    #[schemars(extend("order" = 13))]
     pub compression: Compression,
 
     /// TLS
     ///
     /// A custom trust root and a client certificate for mutual TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("order" = 12))]
+    #[schemars(extend("order" = 14))]
     pub tls: Option<TlsConfig>,
 
     /// Run-time arguments
     ///
     /// Injected by Valmi's engine; not set by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("order" = 13))]
+    #[schemars(extend("order" = 15))]
     pub run_time_args: Option<RunTimeArgs>,
 }
 
@@ -203,6 +223,44 @@ pub enum Compression {
     #[default]
     None,
     Gzip,
+}
+
+/// An HMAC-SHA256 signature header in a receiver's own convention.
+#[derive(Clone, Deserialize, Serialize, JsonSchema)]
+pub struct HmacSignature {
+    /// Header name
+    ///
+    /// The header the signature goes in, e.g. X-Hub-Signature-256 or X-Shopify-Hmac-Sha256.
+    pub header_name: String,
+    /// Secret
+    ///
+    /// The HMAC key, used as its bytes (UTF-8), as GitHub and Shopify do.
+    #[schemars(length(min = 1), extend("airbyte_secret" = true))]
+    pub secret: String,
+    /// Encoding
+    ///
+    /// How the 32-byte digest is written: lowercase hex (GitHub) or standard base64 (Shopify).
+    #[serde(default)]
+    pub encoding: DigestEncoding,
+    /// Prefix
+    ///
+    /// Text before the encoded digest, e.g. "sha256=" for GitHub. Default none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+    /// Timestamp header
+    ///
+    /// When set, this header carries the attempt's Unix time in seconds and the signed text is
+    /// "<timestamp>.<body>" (Stripe's signed payload), so a receiver can refuse replays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_header: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DigestEncoding {
+    #[default]
+    Hex,
+    Base64,
 }
 
 /// PEM material for custom trust and mutual TLS. Certificates are not secret, but Airbyte's
@@ -298,9 +356,12 @@ mod tests {
     fn debug_never_shows_secrets() {
         let c = parse(serde_json::json!({"url": "https://user:pw-s3cr3t@h/x",
             "auth": {"type": "bearer", "token": "tok-s3cr3t"}, "signing_secret": "whsec_s3cr3t",
+            "signing_secrets": ["rot-s3cr3t"], "hmac_signature": {"header_name": "X-Sig", "secret": "hm-s3cr3t"},
             "headers": ["X-Api: hdr-s3cr3t"], "tls": {"client_key": "key-s3cr3t"}}));
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cr3t"), "{shown}");
-        assert!(c.secrets().iter().any(|s| s == "pw-s3cr3t"));
+        for secret in ["pw-s3cr3t", "rot-s3cr3t", "hm-s3cr3t"] {
+            assert!(c.secrets().iter().any(|s| s == secret), "{secret}");
+        }
     }
 }

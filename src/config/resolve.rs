@@ -64,6 +64,21 @@ impl Config {
         }
     }
 
+    /// The Standard Webhooks signing secrets, each with the field it came from (for messages):
+    /// `signing_secret` first, then `signing_secrets` in order.
+    pub fn standard_webhooks_secrets(&self) -> impl Iterator<Item = (String, &str)> {
+        let first = self.signing_secret.as_deref();
+        first
+            .map(|s| ("signing_secret".to_string(), s))
+            .into_iter()
+            .chain(
+                self.signing_secrets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (format!("signing_secrets[{i}]"), s.as_str())),
+            )
+    }
+
     /// Every secret value in this config, so output can be scrubbed of them.
     pub fn secrets(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -77,6 +92,8 @@ impl Config {
             Auth::ApiKey { api_key, .. } => out.push(api_key.clone()),
         }
         out.extend(self.signing_secret.clone());
+        out.extend(self.signing_secrets.iter().cloned());
+        out.extend(self.hmac_signature.as_ref().map(|h| h.secret.clone()));
         out.extend(
             self.headers
                 .iter()

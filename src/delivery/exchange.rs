@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::header::{HeaderValue, CONTENT_ENCODING, LOCATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, LOCATION, RETRY_AFTER};
 
 use crate::headers::{IDEMPOTENCY_KEY, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
+use crate::hmac_header::HeaderSigner;
 use crate::policy::{self, Outcome};
 use crate::shape::Content;
 use crate::signing::Signer;
@@ -36,6 +37,7 @@ pub struct Sender {
     /// Without credentials (they travel as the auth header).
     pub endpoint: reqwest::Url,
     pub signer: Option<Signer>,
+    pub hmac: Option<HeaderSigner>,
     pub content_encoding: Option<HeaderValue>,
     pub timeout: Duration,
     /// The proxy requests go through, as messages name it.
@@ -92,11 +94,38 @@ impl Sender {
         headers.reserve(HEADER_ROOM);
         headers.insert(IDEMPOTENCY_KEY, outgoing.key.clone());
         headers.insert(WEBHOOK_ID, outgoing.key.clone());
+        if self.signer.is_some() || self.hmac.is_some() {
+            self.sign(headers, outgoing);
+        }
+        if let Some(encoding) = &self.content_encoding {
+            headers.insert(CONTENT_ENCODING, encoding.clone());
+        }
+        if outgoing.content.url.is_none() {
+            *request.body_mut() = Some(outgoing.content.body.clone().into());
+        }
+        request
+    }
+
+    /// The signature headers as a dry run shows them.
+    pub fn shown_signatures(&self) -> String {
+        let mut out = String::new();
         if let Some(signer) = &self.signer {
-            let timestamp = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+            out.push_str(&signer.shown());
+        }
+        if let Some(hmac) = &self.hmac {
+            out.push_str(&hmac.shown());
+        }
+        out
+    }
+
+    /// This attempt's signatures, all at one timestamp: Standard Webhooks over the uncompressed
+    /// body, the HMAC header over the bytes sent.
+    fn sign(&self, headers: &mut HeaderMap, outgoing: &Outgoing) {
+        let timestamp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if let Some(signer) = &self.signer {
             headers.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp));
             headers.insert(
                 WEBHOOK_SIGNATURE,
@@ -108,13 +137,9 @@ impl Sender {
                 .expect("a signature is base64"),
             );
         }
-        if let Some(encoding) = &self.content_encoding {
-            headers.insert(CONTENT_ENCODING, encoding.clone());
+        if let Some(hmac) = &self.hmac {
+            hmac.apply(headers, timestamp, &outgoing.content.body);
         }
-        if outgoing.content.url.is_none() {
-            *request.body_mut() = Some(outgoing.content.body.clone().into());
-        }
-        request
     }
 
     async fn exchange(&self, request: reqwest::Request) -> Result<Exchange, reqwest::Error> {

@@ -23,6 +23,7 @@ use crate::ack::{Ack, Acks};
 use crate::config::Config;
 use crate::dialect::Request;
 use crate::failure::Failure;
+use crate::hmac_header::HeaderSigner;
 use crate::metrics::Metrics;
 use crate::ordering::Group;
 use crate::policy::{self, Decision, Limits, Outcome, Stop};
@@ -80,10 +81,11 @@ impl Deliverer {
             method: reqwest::Method::from_bytes(config.method.as_str().as_bytes())
                 .expect("known method"),
             endpoint: config.url.url().clone(),
-            signer: config
-                .signing_secret
-                .as_deref()
-                .map(Signer::new)
+            signer: Signer::from_config(config).map_err(|e| e.to_string())?,
+            hmac: config
+                .hmac_signature
+                .as_ref()
+                .map(HeaderSigner::new)
                 .transpose()
                 .map_err(|e| e.to_string())?,
             content_encoding: shape.content_encoding(),
@@ -284,7 +286,7 @@ impl Deliverer {
             url,
             headers: headers.to_string(),
             key: key_text(&outgoing.key).to_string(),
-            signed: self.sender.signer.is_some(),
+            signatures: self.sender.shown_signatures(),
             gzip: self.sender.content_encoding.is_some(),
             body: String::from_utf8_lossy(&outgoing.content.signed).into_owned(),
         });

@@ -23,7 +23,8 @@ pub enum Notice {
         /// The static headers, credentials redacted.
         headers: String,
         key: String,
-        signed: bool,
+        /// The signature headers, values shown as placeholders (empty when unsigned).
+        signatures: String,
         gzip: bool,
         /// The body, uncompressed.
         body: String,
@@ -52,22 +53,17 @@ impl Notice {
                 url,
                 headers,
                 key,
-                signed,
+                signatures,
                 gzip,
                 body,
             } => {
-                let signature = if signed {
-                    ", webhook-timestamp: <now>, webhook-signature: v1,<hmac>"
-                } else {
-                    ""
-                };
                 let encoding = if gzip {
                     ", content-encoding: gzip (body shown uncompressed)"
                 } else {
                     ""
                 };
                 let message = format!(
-                    "dry run: {method} {url} headers: {headers}, idempotency-key: {key}, webhook-id: {key}{signature}{encoding} body: {body}"
+                    "dry run: {method} {url} headers: {headers}, idempotency-key: {key}, webhook-id: {key}{signatures}{encoding} body: {body}"
                 );
                 log(Level::Info, &message)
             }
