@@ -31,7 +31,7 @@ pub async fn check(config: &Config) -> Result<String, String> {
     };
     let shown = format!("{host}:{port}");
     let bare_host = host.trim_matches(['[', ']']).to_string();
-    let (stream, via) = match proxy_for(url) {
+    let (stream, via) = match proxy_for(config).map_err(|e| e.to_string())? {
         None => {
             let what = format!("host {host}");
             let stream = reach((&bare_host, port), &what, &shown, &budget).await?;

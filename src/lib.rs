@@ -34,6 +34,7 @@ pub mod output;
 pub mod policy;
 pub mod progress;
 pub mod protocol;
+pub mod proxy;
 pub mod reader;
 pub mod redact;
 pub mod rejection;

@@ -56,6 +56,13 @@ pub fn load_config(raw: &Value) -> Result<Config, ConfigError> {
             .map(|e| e.to_string()),
     );
     problems.extend(
+        config
+            .proxy
+            .as_ref()
+            .and_then(|p| p.parsed().err())
+            .map(|e| e.to_string()),
+    );
+    problems.extend(
         crate::tls::client_config(config.tls.as_ref())
             .err()
             .map(|e| e.to_string()),

@@ -122,14 +122,31 @@ struct Capture {
 
 impl Capture {
     fn start() -> Capture {
+        Capture::serving(None)
+    }
+
+    /// Over TLS with a certificate for 127.0.0.1 from a CA made here; returns the CA's PEM.
+    fn start_tls() -> (Capture, String) {
+        let (server_config, ca_pem) = tls_server_config();
+        (Capture::serving(Some(server_config)), ca_pem)
+    }
+
+    fn serving(tls: Option<Arc<rustls::ServerConfig>>) -> Capture {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}/hook", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
         let kept = requests.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let kept = kept.clone();
-                std::thread::spawn(move || serve(stream, &kept));
+                let (kept, tls) = (kept.clone(), tls.clone());
+                std::thread::spawn(move || match tls {
+                    None => serve(stream, &kept),
+                    Some(config) => {
+                        let session = rustls::ServerConnection::new(config).unwrap();
+                        serve(rustls::StreamOwned::new(session, stream), &kept)
+                    }
+                });
             }
         });
         Capture { url, requests }
@@ -140,9 +157,8 @@ impl Capture {
     }
 }
 
-fn serve(stream: std::net::TcpStream, kept: &Mutex<Vec<Captured>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
+fn serve<S: Read + Write>(stream: S, kept: &Mutex<Vec<Captured>>) {
+    let mut reader = BufReader::new(stream);
     loop {
         let mut headers = Vec::new();
         let mut line = String::new();
@@ -166,8 +182,10 @@ fn serve(stream: std::net::TcpStream, kept: &Mutex<Vec<Captured>>) {
             return;
         }
         kept.lock().unwrap().push(Captured { headers, body });
+        let out = reader.get_mut();
         if out
             .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .and_then(|()| out.flush())
             .is_err()
         {
             return;
@@ -327,4 +345,217 @@ fn a_dry_run_shows_every_signature_header_without_a_secret() {
         assert!(!run.dump().contains(secret), "{secret}");
     }
     assert!(server.take().is_empty());
+}
+
+// =============================================================================================
+// 3. A proxy in the config
+
+/// A server config for 127.0.0.1 signed by a CA made here, and the CA's PEM.
+fn tls_server_config() -> (Arc<rustls::ServerConfig>, String) {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+    (Arc::new(config), ca.pem())
+}
+
+const PROXY_USER: &str = "proxy-user";
+const PROXY_PASSWORD: &str = "pr0xy-S3cr3t";
+
+/// The environment with a proxy variable pointing at `env_proxy` (a dead port when the config's
+/// own proxy must win), every other spelling removed so the machine's settings do not leak in.
+fn env_with_proxy(env_proxy: &str) -> Vec<(&'static str, Option<&str>)> {
+    let mut env: Vec<(&'static str, Option<&str>)> = [
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "ALL_PROXY",
+        "no_proxy",
+        "NO_PROXY",
+    ]
+    .into_iter()
+    .map(|name| (name, None))
+    .collect();
+    env.extend([
+        ("HTTP_PROXY", Some(env_proxy)),
+        ("HTTPS_PROXY", Some(env_proxy)),
+    ]);
+    env
+}
+
+fn write_env(config: &Value, env: &[(&str, Option<&str>)]) -> Run {
+    let dir = Workdir::new();
+    let args = valmi_args(&dir, config, None, None);
+    run_env(&str_args(&args), valmi_messages().as_bytes(), env)
+}
+
+fn check_env(config: &Value, env: &[(&str, Option<&str>)]) -> Run {
+    let dir = Workdir::new();
+    let path = dir.write_json("config.json", config);
+    run_env(&["check", "--config", path_str(&path)], b"", env)
+}
+
+/// The CONNECTION_STATUS of a check: (status, message).
+fn status(run: &Run) -> (String, String) {
+    let s = &run.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+    let text = |k: &str| s[k].as_str().unwrap().to_string();
+    (text("status"), text("message"))
+}
+
+fn dead_proxy() -> String {
+    format!("http://127.0.0.1:{}", closed_port())
+}
+
+#[test]
+fn an_https_endpoint_is_reached_through_the_configured_proxys_tunnel_with_tls_end_to_end() {
+    let (endpoint, ca_pem) = Capture::start_tls();
+    let (port, heads) = connect_proxy(200);
+    let config = config(
+        &endpoint.url,
+        json!({"tls": {"ca_certificate": ca_pem}, "proxy": {
+            "url": format!("http://127.0.0.1:{port}"),
+            "username": PROXY_USER, "password": PROXY_PASSWORD}}),
+    );
+    // The environment names a dead proxy: the config's wins.
+    let dead = dead_proxy();
+    let env = env_with_proxy(&dead);
+    let (checked, said) = status(&check_env(&config, &env));
+    assert_eq!(checked, "SUCCEEDED", "{said}");
+    assert!(
+        said.contains(&format!("through the proxy http://127.0.0.1:{port}")),
+        "{said}"
+    );
+    let run = write_env(&config, &env);
+    assert_completed(&run);
+    assert_eq!(
+        endpoint.take().len(),
+        6,
+        "every record reached the endpoint over TLS"
+    );
+    let heads = heads.lock().unwrap().clone();
+    let credential = B64.encode(format!("{PROXY_USER}:{PROXY_PASSWORD}"));
+    assert!(!heads.is_empty());
+    for head in &heads {
+        let target = endpoint
+            .url
+            .trim_start_matches("https://")
+            .trim_end_matches("/hook");
+        assert!(head.starts_with(&format!("CONNECT {target} ")), "{head}");
+        assert!(
+            head.to_ascii_lowercase().contains(&format!(
+                "proxy-authorization: basic {}",
+                credential.to_ascii_lowercase()
+            )),
+            "{head}"
+        );
+    }
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains(PROXY_PASSWORD) && !text.contains(&credential));
+    }
+}
+
+#[test]
+fn a_plain_http_endpoint_goes_through_the_configured_proxy() {
+    // The receiver stands in for the proxy (it answers whatever it is sent); nothing listens at
+    // the endpoint, so a request that bypassed the proxy would fail the run.
+    let proxy = Receiver::start_default();
+    let endpoint = format!("http://127.0.0.1:{}/hook", closed_port());
+    let config = config(
+        &endpoint,
+        json!({"proxy": {"url": proxy.url(""), "username": PROXY_USER, "password": PROXY_PASSWORD}}),
+    );
+    assert_completed(&write_env(&config, &env_with_proxy(&dead_proxy())));
+    let requests = proxy.requests();
+    assert_eq!(requests.len(), 6);
+    let credential = format!(
+        "Basic {}",
+        B64.encode(format!("{PROXY_USER}:{PROXY_PASSWORD}"))
+    );
+    assert!(requests
+        .iter()
+        .all(|r| r.header("proxy-authorization") == Some(credential.as_str())));
+}
+
+#[test]
+fn a_bypassed_host_is_reached_directly() {
+    let receiver = Receiver::start_default();
+    let config = config(
+        &receiver.url("/hook"),
+        json!({"proxy": {"url": dead_proxy(), "bypass": ["example.com", "127.0.0.1"]}}),
+    );
+    let dead = dead_proxy();
+    let env = env_with_proxy(&dead);
+    let (checked, said) = status(&check_env(&config, &env));
+    assert_eq!(checked, "SUCCEEDED", "{said}");
+    assert!(!said.contains("proxy"), "{said}");
+    assert_completed(&write_env(&config, &env));
+    assert_eq!(receiver.request_count(), 6);
+}
+
+#[test]
+fn a_dead_configured_proxy_is_named_by_check_and_write_without_its_credentials() {
+    let receiver = Receiver::start_default();
+    let proxy = dead_proxy();
+    let config = config(
+        &receiver.url("/hook"),
+        json!({"proxy": {"url": proxy, "username": PROXY_USER, "password": PROXY_PASSWORD}}),
+    );
+    let env = env_with_proxy("");
+    let checked = check_env(&config, &env);
+    let (result, said) = status(&checked);
+    assert_eq!(result, "FAILED");
+    assert!(said.contains(&format!("proxy {proxy}")), "{said}");
+    let written = write_env(&config, &env);
+    assert!(!written.errors().is_empty(), "{}", written.dump());
+    assert!(
+        written.dump().contains(&format!("proxy {proxy}")),
+        "{}",
+        written.dump()
+    );
+    for run in [&checked, &written] {
+        assert!(!run.dump().contains(PROXY_PASSWORD), "{}", run.dump());
+    }
+    assert_eq!(receiver.request_count(), 0);
+}
+
+#[test]
+fn an_unsupported_proxy_is_a_config_error_before_any_record() {
+    let receiver = Receiver::start_default();
+    for (proxy, says) in [
+        (
+            json!({"url": "socks5://127.0.0.1:1080"}),
+            "proxy.url: the scheme 'socks5' is not supported",
+        ),
+        (
+            json!({"url": format!("http://u:{PROXY_PASSWORD}@127.0.0.1:1")}),
+            "proxy.url: carries credentials",
+        ),
+    ] {
+        let config = config(&receiver.url("/hook"), json!({ "proxy": proxy }));
+        let checked = check_env(&config, &env_with_proxy(""));
+        let (result, said) = status(&checked);
+        assert_eq!(result, "FAILED");
+        assert!(said.contains(says), "{said}");
+        let run = write_env(&config, &env_with_proxy(""));
+        let message = assert_fatal(&run, "config_error");
+        assert!(message.contains(says), "{message}");
+        for run in [&checked, &run] {
+            assert!(!run.dump().contains(PROXY_PASSWORD), "{}", run.dump());
+        }
+    }
+    assert_eq!(receiver.request_count(), 0);
 }

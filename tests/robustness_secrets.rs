@@ -337,41 +337,6 @@ fn behind_a_live_proxy_check_reaches_the_proxy_not_the_endpoint() {
     assert_eq!(proxy.request_count(), 0, "check sends no request");
 }
 
-/// A CONNECT proxy on 127.0.0.1 answering every tunnel request with `status`; with 200 it pipes
-/// the tunnel to the requested target. Returns its port and the request heads it was sent.
-fn connect_proxy(status: u16) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = heads.clone();
-    std::thread::spawn(move || {
-        for mut client in listener.incoming().flatten() {
-            let mut reader = BufReader::new(client.try_clone().unwrap());
-            let mut head = String::new();
-            while reader.read_line(&mut head).unwrap_or(0) > 2 && !head.ends_with("\r\n\r\n") {}
-            seen.lock().unwrap().push(head.clone());
-            let _ = write!(client, "HTTP/1.1 {status} Status\r\n\r\n");
-            let target = head
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_string();
-            if status != 200 {
-                continue;
-            }
-            let Ok(upstream) = std::net::TcpStream::connect(target) else {
-                continue;
-            };
-            let (mut up_read, mut up_write) = (upstream.try_clone().unwrap(), upstream);
-            let mut down_write = client;
-            std::thread::spawn(move || std::io::copy(&mut reader, &mut up_write));
-            std::thread::spawn(move || std::io::copy(&mut up_read, &mut down_write));
-        }
-    });
-    (port, heads)
-}
-
 #[test]
 fn an_https_check_goes_through_the_proxys_tunnel() {
     // Refused: the proxy is named as what failed.

@@ -30,6 +30,7 @@ impl fmt::Debug for Config {
             .field("on_client_error", &self.on_client_error)
             .field("compression", &self.compression)
             .field("tls", &self.tls.as_ref().map(|_| Redacted(())))
+            .field("proxy", &self.proxy.as_ref().map(|p| &p.url))
             .finish_non_exhaustive()
     }
 }

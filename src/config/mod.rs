@@ -138,11 +138,20 @@ pub struct Config {
     #[schemars(extend("order" = 14))]
     pub tls: Option<TlsConfig>,
 
+    /// Proxy
+    ///
+    /// An HTTP proxy every request (and check) goes through; https endpoints through a CONNECT
+    /// tunnel, TLS end to end. When unset, the environment's HTTP_PROXY, HTTPS_PROXY, ALL_PROXY
+    /// and NO_PROXY apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("order" = 15))]
+    pub proxy: Option<ProxyConfig>,
+
     /// Run-time arguments
     ///
     /// Injected by Valmi's engine; not set by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("order" = 15))]
+    #[schemars(extend("order" = 16))]
     pub run_time_args: Option<RunTimeArgs>,
 }
 
@@ -261,6 +270,27 @@ pub enum DigestEncoding {
     #[default]
     Hex,
     Base64,
+}
+
+/// A proxy set in the config, for orchestrators that give a connector no environment variables.
+#[derive(Clone, Deserialize, Serialize, JsonSchema)]
+pub struct ProxyConfig {
+    /// Proxy URL
+    ///
+    /// http://host:port or https://host:port (TLS to the proxy), without credentials.
+    pub url: String,
+    /// Username
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Password
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("airbyte_secret" = true))]
+    pub password: Option<String>,
+    /// Hosts that bypass the proxy
+    ///
+    /// As NO_PROXY: a domain (and its subdomains), an IP address or network (10.0.0.0/8), or *.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bypass: Vec<String>,
 }
 
 /// PEM material for custom trust and mutual TLS. Certificates are not secret, but Airbyte's

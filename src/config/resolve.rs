@@ -104,6 +104,10 @@ impl Config {
         if let Some(key) = self.tls.as_ref().and_then(|t| t.client_key.clone()) {
             out.push(key);
         }
+        if let Some(proxy) = &self.proxy {
+            out.extend(proxy.password.clone());
+            out.extend(proxy.credential());
+        }
         out.extend(self.url.secrets());
         out.extend(crate::redact::sensitive_query_values(self.url.url()));
         out.retain(|s| s.len() >= 3);

@@ -1,12 +1,16 @@
 //! The HTTP client every request of a run goes through, built once: TLS (custom trust, client
 //! certificate), the headers that never change, no redirects, a pool sized for the concurrency,
-//! and proxy support only when the environment's proxy settings cover the endpoint.
+//! and proxy support only when the configured proxy or the environment's settings cover the
+//! endpoint.
 
 use std::time::Duration;
 
 use reqwest::header::HeaderValue;
 
+use hyper_util::client::proxy::matcher::Matcher;
+
 use crate::config::Config;
+use crate::proxy::ProxyError;
 use crate::shape::Shape;
 
 /// `proxy`: where [`proxy_for`] says requests go through, if anywhere.
@@ -18,8 +22,11 @@ pub fn build(
     let tls = crate::tls::client_config(config.tls.as_ref()).map_err(|e| e.to_string())?;
     let headers = crate::headers::static_headers(config, shape).map_err(|e| e.to_string())?;
     let mut client = reqwest::Client::builder();
-    if proxy.is_none() {
-        client = client.no_proxy();
+    match (proxy, &config.proxy) {
+        (None, _) => client = client.no_proxy(),
+        // Replaces the environment's proxies (reqwest then reads none).
+        (Some(_), Some(configured)) => client = client.proxy(configured.for_client()?),
+        (Some(_), None) => {}
     }
     client
         .use_preconfigured_tls((*tls).clone())
@@ -44,27 +51,46 @@ pub struct Proxy {
     pub authorization: Option<HeaderValue>,
 }
 
-/// The proxy the environment's settings (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`,
-/// read by the matcher reqwest itself uses) send requests for `url` through, if any. `write`'s
-/// client and `check`'s probe both take their route from here, so a check cannot pass on a path
-/// the sync does not take. The endpoint's scheme and host are the same for every request of a
-/// run, so without a proxy the client is built without proxy support: the same requests,
-/// without matching each one against the environment's proxies twice (a per-request cost of the
-/// default client).
-pub fn proxy_for(url: &reqwest::Url) -> Option<Proxy> {
-    let uri = url.as_str().parse::<http::Uri>().ok()?;
-    let intercept = hyper_util::client::proxy::matcher::Matcher::from_system().intercept(&uri)?;
+/// The proxy requests for the config's endpoint go through, if any: the config's `proxy` when
+/// set, else the environment's settings (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`,
+/// read by the matcher reqwest itself uses). `write`'s client and `check`'s probe both take their
+/// route from here, so a check cannot pass on a path the sync does not take. The endpoint's
+/// scheme and host are the same for every request of a run, so without a proxy the client is
+/// built without proxy support: the same requests, without matching each one against the
+/// environment's proxies twice (a per-request cost of the default client).
+pub fn proxy_for(config: &Config) -> Result<Option<Proxy>, ProxyError> {
+    let (matcher, credential) = match &config.proxy {
+        Some(configured) => (configured.matcher()?, configured.credential()),
+        None => (Matcher::from_system(), None),
+    };
+    let Ok(uri) = config.url.url().as_str().parse::<http::Uri>() else {
+        return Ok(None);
+    };
+    let Some(intercept) = matcher.intercept(&uri) else {
+        return Ok(None);
+    };
     let proxy = intercept.uri();
-    let host = proxy.host()?;
+    let Some(host) = proxy.host() else {
+        return Ok(None);
+    };
     let port = proxy.port_u16().unwrap_or(match proxy.scheme_str() {
         Some("https") => 443,
         _ => 80,
     });
-    Some(Proxy {
+    let authorization = match credential {
+        Some(credential) => {
+            let mut value = HeaderValue::try_from(format!("Basic {credential}"))
+                .expect("base64 is a header value");
+            value.set_sensitive(true);
+            Some(value)
+        }
+        None => intercept.basic_auth().cloned(),
+    };
+    Ok(Some(Proxy {
         shown: format!("{}://{host}:{port}", proxy.scheme_str().unwrap_or("http")),
         // An IPv6 address is written in brackets in a URI, without them in a lookup.
         host: host.trim_matches(['[', ']']).to_string(),
         port,
-        authorization: intercept.basic_auth().cloned(),
-    })
+        authorization,
+    }))
 }

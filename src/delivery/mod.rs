@@ -74,7 +74,7 @@ impl Deliverer {
         let shown_headers = crate::headers::static_headers(config, shape)
             .map(|headers| crate::headers::shown(&headers))
             .map_err(|e| e.to_string())?;
-        let proxy = proxy_for(config.url.url());
+        let proxy = proxy_for(config).map_err(|e| e.to_string())?;
         let sender = Sender {
             client: build_client(config, shape, proxy.as_ref())?,
             proxy: proxy.map(|p| p.shown),
