@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
@@ -34,13 +34,22 @@ pub async fn check(config: &Config) -> Result<String, String> {
     let (stream, via) = match proxy_for(config).map_err(|e| e.to_string())? {
         None => {
             let what = format!("host {host}");
-            let stream = reach((&bare_host, port), &what, &shown, &budget).await?;
+            let stream: Stream = Box::new(reach((&bare_host, port), &what, &shown, &budget).await?);
             (stream, String::new())
         }
         Some(proxy) => {
             let name = format!("proxy {}", proxy.shown);
             let resolve = format!("the proxy's host {}", proxy.host);
-            let stream = reach((&proxy.host, proxy.port), &resolve, &name, &budget).await?;
+            let stream: Stream =
+                Box::new(reach((&proxy.host, proxy.port), &resolve, &name, &budget).await?);
+            // An https proxy is spoken to over TLS, as the client does, before anything else.
+            let stream = match proxy.tls {
+                true => {
+                    let peer = (proxy.host.as_str(), "proxy.url");
+                    Box::new(handshake(config, stream, peer, &name, &budget).await?)
+                }
+                false => stream,
+            };
             if url.scheme() != "https" {
                 return Ok(format!(
                     "connected to the {name}, which requests to {shown} go through; no record was sent"
@@ -93,27 +102,45 @@ async fn reach(
         .map_err(|e| e.unwrap_or_else(|| budget.late(&format!("connecting to {shown}"))))
 }
 
-/// The TLS handshake with the endpoint, with `write`'s TLS settings.
-async fn verify_tls(
+/// A byte stream `check` speaks through: TCP, TLS to an https proxy, or a tunnel in either.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+type Stream = Box<dyn Io>;
+
+/// A TLS handshake with `bare_host` (the endpoint, or an https proxy) over `stream`, with
+/// `write`'s TLS settings; messages name the peer as `shown`, and `field` the config field the
+/// host came from.
+async fn handshake(
     config: &Config,
-    stream: TcpStream,
-    bare_host: &str,
+    stream: Stream,
+    (bare_host, field): (&str, &str),
     shown: &str,
     budget: &Budget,
-) -> Result<(), String> {
+) -> Result<tokio_rustls::client::TlsStream<Stream>, String> {
     let tls = crate::tls::client_config(config.tls.as_ref()).map_err(|e| e.to_string())?;
     let name = ServerName::try_from(bare_host.to_string())
-        .map_err(|e| format!("url: {bare_host} is not a valid TLS server name ({e})"))?;
-    let mut session = match timeout_at(
+        .map_err(|e| format!("{field}: {bare_host} is not a valid TLS server name ({e})"))?;
+    match timeout_at(
         budget.deadline,
         tokio_rustls::TlsConnector::from(tls).connect(name, stream),
     )
     .await
     {
-        Err(_) => return Err(budget.late(&format!("TLS handshake with {shown}"))),
-        Ok(Err(e)) => return Err(crate::tls::describe_failure(&e, shown)),
-        Ok(Ok(session)) => session,
-    };
+        Err(_) => Err(budget.late(&format!("TLS handshake with {shown}"))),
+        Ok(Err(e)) => Err(crate::tls::describe_failure(&e, shown)),
+        Ok(Ok(session)) => Ok(session),
+    }
+}
+
+/// The TLS handshake with the endpoint, with `write`'s TLS settings.
+async fn verify_tls(
+    config: &Config,
+    stream: Stream,
+    bare_host: &str,
+    shown: &str,
+    budget: &Budget,
+) -> Result<(), String> {
+    let mut session = handshake(config, stream, (bare_host, "url"), shown, budget).await?;
     let listen_until = budget.deadline.min(Instant::now() + AFTER_HANDSHAKE);
     let mut byte = [0u8; 1];
     if let Ok(Err(e)) = timeout_at(listen_until, session.read(&mut byte)).await {
@@ -125,11 +152,11 @@ async fn verify_tls(
 /// Asks the proxy for a tunnel to `target` (`CONNECT`), as the HTTP client does before an https
 /// request; the proxy's refusal is named as the proxy's.
 async fn tunnel(
-    mut stream: TcpStream,
+    mut stream: Stream,
     target: &str,
     proxy: &Proxy,
     budget: &Budget,
-) -> Result<TcpStream, String> {
+) -> Result<Stream, String> {
     let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n").into_bytes();
     if let Some(auth) = &proxy.authorization {
         request.extend_from_slice(b"Proxy-Authorization: ");
@@ -164,7 +191,7 @@ async fn tunnel(
 }
 
 /// The head of an HTTP answer (up to the blank line), at most 16 KiB.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
+async fn read_head(stream: &mut Stream) -> std::io::Result<String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {

@@ -559,3 +559,77 @@ fn an_unsupported_proxy_is_a_config_error_before_any_record() {
     }
     assert_eq!(receiver.request_count(), 0);
 }
+
+/// A CONNECT proxy spoken to over TLS (an `https://` proxy) with `tls`: each tunnel is piped to
+/// its target once the proxy answers 200. Returns its port and the request heads it was sent.
+fn tls_connect_proxy(tls: Arc<rustls::ServerConfig>) -> (u16, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, seen) = (acceptor.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let Ok(mut client) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut head = Vec::new();
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match client.read_u8().await {
+                            Ok(byte) => head.push(byte),
+                            Err(_) => return,
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    seen.lock().unwrap().push(head.clone());
+                    let target = head.split_whitespace().nth(1).unwrap_or_default();
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let answer = b"HTTP/1.1 200 Connection established\r\n\r\n";
+                    if client.write_all(answer).await.is_ok() && client.flush().await.is_ok() {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                });
+            }
+        });
+    });
+    (port, heads)
+}
+
+#[test]
+fn an_https_proxy_is_spoken_to_over_tls_by_check_and_write() {
+    let (tls, ca_pem) = tls_server_config();
+    let endpoint = Capture::serving(Some(tls.clone()));
+    let (port, heads) = tls_connect_proxy(tls);
+    let config = config(
+        &endpoint.url,
+        json!({"tls": {"ca_certificate": ca_pem},
+            "proxy": {"url": format!("https://127.0.0.1:{port}"), "username": PROXY_USER}}),
+    );
+    let env = env_with_proxy("");
+    let (checked, said) = status(&check_env(&config, &env));
+    assert_eq!(checked, "SUCCEEDED", "{said}");
+    assert!(
+        said.contains(&format!("through the proxy https://127.0.0.1:{port}")),
+        "{said}"
+    );
+    assert_completed(&write_env(&config, &env));
+    assert_eq!(endpoint.take().len(), 6);
+    let heads = heads.lock().unwrap();
+    // One tunnel for check, at least one for write; each with the proxy's credentials.
+    assert!(heads.len() >= 2, "{heads:?}");
+    assert!(heads.iter().all(|h| h
+        .to_ascii_lowercase()
+        .contains("proxy-authorization: basic ")));
+}

@@ -47,6 +47,8 @@ pub struct Proxy {
     pub port: u16,
     /// `scheme://host:port`, never its credentials.
     pub shown: String,
+    /// An https proxy: spoken to over TLS.
+    pub tls: bool,
     /// `Proxy-Authorization` for a proxy whose URL carries credentials.
     pub authorization: Option<HeaderValue>,
 }
@@ -91,6 +93,7 @@ pub fn proxy_for(config: &Config) -> Result<Option<Proxy>, ProxyError> {
         // An IPv6 address is written in brackets in a URI, without them in a lookup.
         host: host.trim_matches(['[', ']']).to_string(),
         port,
+        tls: proxy.scheme_str() == Some("https"),
         authorization,
     }))
 }
