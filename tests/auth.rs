@@ -16,7 +16,7 @@ use common::*;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use webhook_receiver::{Receiver, ReceiverOptions};
+use webhook_receiver::{HmacConvention, Receiver, ReceiverOptions};
 
 const OLD: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const NEW: &str = "a new raw secret";
@@ -240,6 +240,55 @@ fn a_github_style_signature_verifies_by_githubs_recipe() {
     assert!(requests
         .iter()
         .all(|r| r.header("webhook-signature").is_none()));
+}
+
+/// What the receiver's HMAC mode (`--secret` with `--hmac-header`) says of each request the
+/// connector signs with `hmac`, the receiver verifying with `secret` and `convention`.
+fn receiver_verdicts(hmac: Value, secret: &str, convention: HmacConvention) -> Vec<Option<bool>> {
+    let receiver = Receiver::start(ReceiverOptions {
+        signing_secret: Some(secret.to_string()),
+        hmac: Some(convention),
+        ..ReceiverOptions::default()
+    })
+    .unwrap();
+    sync_to(
+        &receiver,
+        json!({ "compression": "gzip", "hmac_signature": hmac }),
+    );
+    receiver
+        .requests()
+        .iter()
+        .map(|r| r.signature_valid)
+        .collect()
+}
+
+#[test]
+fn the_receivers_hmac_mode_verifies_every_convention() {
+    for (hmac, convention) in [
+        (
+            json!({"header_name": "X-Hub-Signature-256", "secret": HMAC_SECRET, "prefix": "sha256="}),
+            HmacConvention {
+                header: "x-hub-signature-256".into(),
+                prefix: "sha256=".into(),
+                ..HmacConvention::default()
+            },
+        ),
+        (
+            json!({"header_name": "X-Sig", "secret": HMAC_SECRET, "encoding": "base64",
+                "timestamp_header": "X-Ts"}),
+            HmacConvention {
+                header: "x-sig".into(),
+                base64: true,
+                timestamp_header: Some("x-ts".into()),
+                ..HmacConvention::default()
+            },
+        ),
+    ] {
+        let verdicts = receiver_verdicts(hmac.clone(), HMAC_SECRET, convention.clone());
+        assert_eq!(verdicts, vec![Some(true); 6], "{hmac}");
+        let verdicts = receiver_verdicts(hmac.clone(), "another secret", convention);
+        assert_eq!(verdicts, vec![Some(false); 6], "{hmac}");
+    }
 }
 
 #[test]

@@ -40,6 +40,7 @@ pub use record::RecordedRequest;
 pub use script::{Close, Reply, Rule, Script};
 
 use server::Shared;
+pub use verify::HmacConvention;
 use verify::Verifier;
 
 #[derive(Debug)]
@@ -49,6 +50,8 @@ pub struct ReceiverOptions {
     pub record: bool,
     /// Enables Standard Webhooks verification (`whsec_<base64>`, or raw bytes).
     pub signing_secret: Option<String>,
+    /// Verify `signing_secret` as this HMAC header convention instead of Standard Webhooks.
+    pub hmac: Option<HmacConvention>,
     /// Answer 401 to badly signed requests instead of only recording the verdict.
     pub reject_invalid_signatures: bool,
     /// 0 lets the OS choose; a fixed port lets fault tests stop and restart
@@ -64,6 +67,7 @@ impl Default for ReceiverOptions {
             script: Script::default(),
             record: true,
             signing_secret: None,
+            hmac: None,
             reject_invalid_signatures: false,
             port: 0,
             log: None,
@@ -86,7 +90,7 @@ impl Receiver {
         let verifier = opts
             .signing_secret
             .as_deref()
-            .map(Verifier::new)
+            .map(|secret| Verifier::new(secret, opts.hmac.as_ref()))
             .transpose()?;
         let shared = Arc::new(Shared::new(
             opts.script,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use webhook_receiver::{LogFormat, Receiver, ReceiverOptions, Script};
+use webhook_receiver::{HmacConvention, LogFormat, Receiver, ReceiverOptions, Script};
 
 #[derive(Parser)]
 #[command(version, about)]
@@ -22,9 +22,23 @@ struct Cli {
     /// JSON script of scripted replies (rules and default).
     #[arg(long, value_name = "FILE.json")]
     script: Option<PathBuf>,
-    /// Standard Webhooks signing secret to verify requests with.
+    /// Signing secret to verify requests with: Standard Webhooks, or with --hmac-header that
+    /// header's HMAC-SHA256 convention.
     #[arg(long)]
     secret: Option<String>,
+    /// Verify an HMAC-SHA256 signature in this header (e.g. X-Hub-Signature-256) instead of
+    /// Standard Webhooks.
+    #[arg(long, requires = "secret", value_name = "NAME")]
+    hmac_header: Option<String>,
+    /// Text before the digest in the HMAC header (e.g. sha256=).
+    #[arg(long, requires = "hmac_header", default_value = "")]
+    hmac_prefix: String,
+    /// The HMAC digest is base64 (Shopify) rather than hex (GitHub).
+    #[arg(long, requires = "hmac_header")]
+    hmac_base64: bool,
+    /// The HMAC covers "<timestamp>.<body>", the timestamp read from this header.
+    #[arg(long, requires = "hmac_header", value_name = "NAME")]
+    hmac_timestamp_header: Option<String>,
     /// Answer 401 to requests whose signature does not verify.
     #[arg(long, requires = "secret")]
     reject_invalid_signatures: bool,
@@ -59,6 +73,12 @@ fn run(cli: Cli) -> Result<(), String> {
         script,
         record: !cli.no_record,
         signing_secret: cli.secret,
+        hmac: cli.hmac_header.map(|header| HmacConvention {
+            header,
+            prefix: cli.hmac_prefix,
+            base64: cli.hmac_base64,
+            timestamp_header: cli.hmac_timestamp_header,
+        }),
         reject_invalid_signatures: cli.reject_invalid_signatures,
         port: cli.port,
         log: match cli.log {
