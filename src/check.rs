@@ -12,6 +12,7 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::config::Config;
 use crate::delivery::{proxy_for, Proxy};
+use crate::oauth::TokenSource;
 
 /// How long to listen after a TLS 1.3 handshake: a server that refuses the client certificate
 /// says so only after the client considers the handshake done.
@@ -22,6 +23,28 @@ const AFTER_HANDSHAKE: Duration = Duration::from_millis(300);
 /// endpoint's certificate is verified through the proxy's tunnel, as the client does. Nothing is
 /// sent beyond that, so through a proxy to a plain-http endpoint only the proxy is proved.
 pub async fn check(config: &Config) -> Result<String, String> {
+    let deadline = Instant::now() + config.timeout();
+    let reached = reach_endpoint(config).await?;
+    let Some(tokens) = TokenSource::from_config(config)? else {
+        return Ok(reached);
+    };
+    // OAuth2: the token `write` fetches first, so a refusing token endpoint fails the check in
+    // its own words.
+    match timeout_at(deadline, tokens.header()).await {
+        Err(_) => Err(format!(
+            "getting an OAuth2 token timed out (timeout_seconds is {}s)",
+            config.timeout().as_secs_f64()
+        )),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(_)) => {
+            let route = reached.trim_end_matches("; no record was sent");
+            Ok(format!("{route}; got an OAuth2 token; no record was sent"))
+        }
+    }
+}
+
+/// The route to the endpoint, proved as far as it can be without sending anything.
+async fn reach_endpoint(config: &Config) -> Result<String, String> {
     let url = config.url.url();
     let host = url.host_str().ok_or("url: has no host")?.to_string();
     let port = url.port_or_known_default().ok_or("url: has no port")?;

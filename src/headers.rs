@@ -157,7 +157,8 @@ fn auth_header(auth: &Auth) -> Result<Option<(HeaderName, HeaderValue)>, HeaderE
             })
     };
     Ok(match auth {
-        Auth::None => None,
+        // The token changes during a run: set per attempt (`oauth::TokenSource`).
+        Auth::None | Auth::Oauth2ClientCredentials(_) => None,
         Auth::Bearer { token } => Some((AUTHORIZATION, secret(format!("Bearer {token}"))?)),
         Auth::Basic { username, password } => Some((
             AUTHORIZATION,

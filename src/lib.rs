@@ -28,6 +28,7 @@ pub mod headers;
 pub mod hmac_header;
 pub mod idempotency;
 pub mod metrics;
+pub mod oauth;
 pub mod ordering;
 pub mod outbox;
 pub mod output;

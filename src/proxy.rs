@@ -60,12 +60,14 @@ impl ProxyConfig {
             .build())
     }
 
-    /// The HTTP client's proxy: every request through it, with its credentials (for plain
-    /// requests and for the CONNECT tunnel alike).
+    /// The HTTP client's proxy: every request through it but to the `bypass` hosts (the token
+    /// endpoint's host may be one), with its credentials (for plain requests and for the CONNECT
+    /// tunnel alike).
     pub fn for_client(&self) -> Result<reqwest::Proxy, String> {
         let url = self.parsed().map_err(|e| e.to_string())?;
         let proxy = reqwest::Proxy::all(url.as_str())
-            .map_err(|e| format!("proxy.url: {}", e.without_url()))?;
+            .map_err(|e| format!("proxy.url: {}", e.without_url()))?
+            .no_proxy(reqwest::NoProxy::from_string(&self.bypass.join(",")));
         Ok(match self.username.as_deref() {
             Some(username) => {
                 proxy.basic_auth(username, self.password.as_deref().unwrap_or_default())

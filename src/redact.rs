@@ -243,8 +243,9 @@ impl From<String> for FreeText {
 /// Secret values in a config that has not been validated yet, found by field name, so even the
 /// messages about an invalid config cannot echo them.
 pub fn secrets_in_raw_config(raw: &serde_json::Value) -> Vec<String> {
-    const SECRET_FIELDS: [&str; 7] = [
+    const SECRET_FIELDS: [&str; 8] = [
         "token",
+        "client_secret",
         "password",
         "api_key",
         "signing_secret",

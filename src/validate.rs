@@ -55,6 +55,9 @@ pub fn load_config(raw: &Value) -> Result<Config, ConfigError> {
             .and_then(|h| crate::hmac_header::HeaderSigner::new(h).err())
             .map(|e| e.to_string()),
     );
+    if let crate::config::Auth::Oauth2ClientCredentials(oauth) = &config.auth {
+        problems.extend(crate::oauth::validate(oauth).err().map(|e| e.to_string()));
+    }
     problems.extend(
         config
             .proxy

@@ -138,6 +138,17 @@ pub fn run(args: &WriteArgs, out: &mut Output) -> Result<Ending, crate::output::
         // One chunk waiting, one being filled: a chunk of small records is far more than the
         // loop needs between two hand-overs, and with records of many megabytes (one per
         // chunk) every queued chunk is that much more memory.
+        if let Err(e) = sink.deliverer.authorize().await {
+            let kind = match e.is_config() {
+                true => FailureType::ConfigError,
+                false => FailureType::TransientError,
+            };
+            return Ok(Ending::failed(Fatal::new(
+                kind,
+                e.to_string(),
+                String::new(),
+            )));
+        }
         let (tx, rx) = mpsc::channel(1);
         reader::spawn(std::io::stdin(), plan.dialect, tx);
         sink.run(rx, &signals, out).await

@@ -16,7 +16,7 @@ use common::*;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use webhook_receiver::{HmacConvention, Receiver, ReceiverOptions};
+use webhook_receiver::{HmacConvention, Receiver, ReceiverOptions, Reply, Script, TokenEndpoint};
 
 const OLD: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const NEW: &str = "a new raw secret";
@@ -681,4 +681,269 @@ fn an_https_proxy_is_spoken_to_over_tls_by_check_and_write() {
     assert!(heads.iter().all(|h| h
         .to_ascii_lowercase()
         .contains("proxy-authorization: basic ")));
+}
+
+// =============================================================================================
+// 4. OAuth2 client credentials, against the receiver's token endpoint mode
+
+const CLIENT_ID: &str = "connector-client";
+const CLIENT_SECRET: &str = "cl1ent-S3cr3t";
+
+/// A receiver serving tokens of `lifetime` at `/token` (the first `fail_first` token requests
+/// answered 503) and answering 401 elsewhere without a valid one; `/hook` answers `hook`.
+fn token_receiver(lifetime: Option<u64>, fail_first: usize, hook: Reply) -> Receiver {
+    Receiver::start(ReceiverOptions {
+        token_endpoint: Some(TokenEndpoint {
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+            lifetime: lifetime.map(std::time::Duration::from_secs),
+            fail_first,
+        }),
+        script: Script {
+            default: hook,
+            ..Script::default()
+        },
+        ..ReceiverOptions::default()
+    })
+    .unwrap()
+}
+
+fn oauth_config(receiver: &Receiver, oauth: Value, extra: Value) -> Value {
+    let mut auth = json!({"type": "oauth2_client_credentials", "token_url": receiver.url("/token"),
+        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET});
+    auth.as_object_mut()
+        .unwrap()
+        .extend(oauth.as_object().unwrap().clone());
+    overlay(
+        config(&receiver.url("/hook"), extra),
+        &json!({ "auth": auth }),
+    )
+}
+
+/// (token requests, /hook requests answered 200, /hook requests answered 401).
+fn token_traffic(receiver: &Receiver) -> (usize, usize, usize) {
+    let requests = receiver.requests();
+    let token = requests.iter().filter(|r| r.path == "/token").count();
+    let hook = |status| {
+        requests
+            .iter()
+            .filter(|r| r.path == "/hook" && r.status == status)
+            .count()
+    };
+    (token, hook(200), hook(401))
+}
+
+#[track_caller]
+fn assert_no_oauth_secret(run: &Run) {
+    let dump = run.dump();
+    assert!(!dump.contains(CLIENT_SECRET), "{dump}");
+    assert!(!dump.contains("receiver-token-"), "{dump}");
+}
+
+#[test]
+fn a_sync_with_two_second_tokens_renews_them_ahead_a_handful_of_times() {
+    let receiver = token_receiver(Some(2), 0, Reply::status(200).with_delay_ms(10));
+    let config = oauth_config(&receiver, json!({}), json!({"concurrency": 8}));
+    let rows = 3000;
+    let run = write_valmi(&config, valmi_records(1..=rows).as_bytes());
+    assert_completed(&run);
+    assert_no_oauth_secret(&run);
+    let (tokens, delivered, refused) = token_traffic(&receiver);
+    assert_eq!(delivered, rows as usize);
+    assert!(
+        run.elapsed.as_secs_f64() > 3.0,
+        "the sync outlives a token: {:?}",
+        run.elapsed
+    );
+    // Renewed ahead of expiry: no request went out with an expired token.
+    assert_eq!(refused, 0);
+    let lifetimes = run.elapsed.as_secs_f64() / 2.0;
+    assert!(
+        tokens >= 2 && (tokens as f64) <= lifetimes * 1.25 + 2.0,
+        "{tokens} token requests in {:?}",
+        run.elapsed
+    );
+}
+
+#[test]
+fn revoked_tokens_are_renewed_once_for_all_requests_answered_401() {
+    // No expires_in: the token is used until it is refused.
+    let receiver = token_receiver(None, 0, Reply::status(200).with_delay_ms(20));
+    let config = oauth_config(
+        &receiver,
+        json!({"client_auth": "form"}),
+        json!({"concurrency": 8}),
+    );
+    let dir = Workdir::new();
+    let args = valmi_args(&dir, &config, None, None);
+    let mut child = spawn(&str_args(&args));
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || stdin.write_all(valmi_records(1..=400).as_bytes()));
+    assert!(receiver.wait_for_requests(50, std::time::Duration::from_secs(20)));
+    receiver.revoke_tokens();
+    let run = wait(child);
+    feeder.join().unwrap().unwrap();
+    assert_completed(&run);
+    assert_no_oauth_secret(&run);
+    let (tokens, delivered, refused) = token_traffic(&receiver);
+    assert_eq!(
+        delivered, 400,
+        "every request refused with the revoked token was sent again"
+    );
+    assert!(refused >= 1, "the revocation was seen");
+    assert_eq!(
+        tokens, 2,
+        "one renewal however many requests were refused at once"
+    );
+}
+
+#[test]
+fn a_second_401_with_a_fresh_token_is_a_config_error() {
+    let receiver = token_receiver(Some(3600), 0, Reply::status(401));
+    let run = write_valmi(
+        &oauth_config(&receiver, json!({}), json!({"concurrency": 1})),
+        valmi_messages().as_bytes(),
+    );
+    assert_fatal(&run, "config_error");
+    assert_no_oauth_secret(&run);
+    let (tokens, delivered, refused) = token_traffic(&receiver);
+    assert_eq!((tokens, delivered, refused), (2, 0, 2));
+}
+
+#[test]
+fn the_token_endpoints_503s_are_retried() {
+    let receiver = token_receiver(Some(3600), 2, Reply::status(200));
+    let run = write_valmi(
+        &oauth_config(&receiver, json!({}), json!({})),
+        valmi_messages().as_bytes(),
+    );
+    assert_completed(&run);
+    assert_eq!(token_traffic(&receiver), (3, 6, 0));
+}
+
+#[test]
+fn a_refusing_token_endpoint_fails_check_and_write_in_its_own_words_before_any_record() {
+    let receiver = token_receiver(Some(3600), 0, Reply::status(200));
+    let mut config = oauth_config(&receiver, json!({}), json!({}));
+    let wrong = "wr0ng-S3cr3t";
+    config["auth"]["client_secret"] = json!(wrong);
+    let checked = check_env(&config, &env_with_proxy(""));
+    let (result, said) = status(&checked);
+    assert_eq!(result, "FAILED");
+    let words = "(HTTP 401): invalid_client: Client authentication failed";
+    assert!(said.contains(words), "{said}");
+    let run = write_valmi(&config, valmi_messages().as_bytes());
+    let message = assert_fatal(&run, "config_error");
+    assert!(message.contains(words), "{message}");
+    for run in [&checked, &run] {
+        assert!(!run.dump().contains(wrong), "{}", run.dump());
+    }
+    assert_eq!(
+        token_traffic(&receiver),
+        (2, 0, 0),
+        "only the two token requests"
+    );
+}
+
+#[test]
+fn a_token_endpoint_that_is_down_fails_check_and_write_naming_it() {
+    let receiver = Receiver::start_default();
+    let token_url = format!("http://127.0.0.1:{}/token", closed_port());
+    let config = overlay(
+        config(&receiver.url("/hook"), json!({"max_retries": 1})),
+        &json!({"auth": {"type": "oauth2_client_credentials", "token_url": token_url,
+            "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}}),
+    );
+    let (result, said) = status(&check_env(&config, &env_with_proxy("")));
+    assert_eq!(result, "FAILED");
+    assert!(
+        said.contains(&format!("could not get a token from {token_url}")),
+        "{said}"
+    );
+    let run = write_valmi(&config, valmi_messages().as_bytes());
+    let message = assert_fatal(&run, "transient_error");
+    assert!(message.contains(&token_url), "{message}");
+    assert_eq!(receiver.request_count(), 0);
+}
+
+#[test]
+fn a_token_answer_that_is_not_json_or_lacks_access_token_is_a_config_error() {
+    for (body, says) in [
+        ("<html>login</html>", "with a body that is not JSON"),
+        (r#"{"token_type":"Bearer"}"#, "without an access_token"),
+    ] {
+        let receiver = Receiver::with_script(Script {
+            rules: vec![webhook_receiver::Rule::when_path_contains(
+                "/token",
+                Reply::status(200).with_body(body),
+            )],
+            ..Script::default()
+        });
+        let config = oauth_config(&receiver, json!({}), json!({}));
+        let (result, said) = status(&check_env(&config, &env_with_proxy("")));
+        assert_eq!(result, "FAILED");
+        assert!(said.contains(says), "{said}");
+        let message = assert_fatal(
+            &write_valmi(&config, valmi_messages().as_bytes()),
+            "config_error",
+        );
+        assert!(message.contains(says), "{message}");
+        assert!(receiver.requests().iter().all(|r| r.path == "/token"));
+    }
+}
+
+#[test]
+fn a_token_url_that_is_not_http_is_a_config_error_and_nothing_is_sent() {
+    let receiver = Receiver::start_default();
+    let config = overlay(
+        config(&receiver.url("/hook"), json!({})),
+        &json!({"auth": {"type": "oauth2_client_credentials", "token_url": "ftp://127.0.0.1/token",
+            "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}}),
+    );
+    let says = "auth.token_url: the scheme 'ftp' is not supported";
+    let (result, said) = status(&check_env(&config, &env_with_proxy("")));
+    assert_eq!(result, "FAILED");
+    assert!(said.contains(says), "{said}");
+    let message = assert_fatal(
+        &write_valmi(&config, valmi_messages().as_bytes()),
+        "config_error",
+    );
+    assert!(message.contains(says), "{message}");
+    assert_eq!(receiver.request_count(), 0);
+}
+
+#[test]
+fn check_gets_a_token() {
+    let receiver = token_receiver(Some(3600), 0, Reply::status(200));
+    let checked = check_env(
+        &oauth_config(&receiver, json!({}), json!({})),
+        &env_with_proxy(""),
+    );
+    let (result, said) = status(&checked);
+    assert_eq!(result, "SUCCEEDED", "{said}");
+    assert!(said.contains("got an OAuth2 token"), "{said}");
+    assert_no_oauth_secret(&checked);
+    assert_eq!(token_traffic(&receiver), (1, 0, 0));
+}
+
+#[test]
+fn a_dry_run_fetches_no_token_and_shows_where_it_would_go() {
+    let receiver = token_receiver(Some(3600), 0, Reply::status(200));
+    let config = oauth_config(&receiver, json!({}), json!({}));
+    let dir = Workdir::new();
+    let mut args = valmi_args(&dir, &config, None, None);
+    args.push("--dry-run".into());
+    let run = run(&str_args(&args), valmi_messages().as_bytes());
+    assert_completed(&run);
+    assert_no_oauth_secret(&run);
+    let shown = run.logs("INFO").join("\n");
+    assert!(
+        shown.contains("authorization: Bearer <oauth2 token>"),
+        "{shown}"
+    );
+    assert_eq!(
+        receiver.request_count(),
+        0,
+        "a dry run sends nothing, tokens included"
+    );
 }

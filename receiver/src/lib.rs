@@ -25,6 +25,7 @@ mod log;
 mod record;
 mod script;
 mod server;
+mod token;
 mod verify;
 
 use std::io;
@@ -40,6 +41,8 @@ pub use record::RecordedRequest;
 pub use script::{Close, Reply, Rule, Script};
 
 use server::Shared;
+pub use token::TokenEndpoint;
+use token::Tokens;
 pub use verify::HmacConvention;
 use verify::Verifier;
 
@@ -50,6 +53,9 @@ pub struct ReceiverOptions {
     pub record: bool,
     /// Enables Standard Webhooks verification (`whsec_<base64>`, or raw bytes).
     pub signing_secret: Option<String>,
+    /// Serve OAuth2 client-credentials tokens at `/token` and answer 401 elsewhere to requests
+    /// without a valid bearer token.
+    pub token_endpoint: Option<TokenEndpoint>,
     /// Verify `signing_secret` as this HMAC header convention instead of Standard Webhooks.
     pub hmac: Option<HmacConvention>,
     /// Answer 401 to badly signed requests instead of only recording the verdict.
@@ -68,6 +74,7 @@ impl Default for ReceiverOptions {
             record: true,
             signing_secret: None,
             hmac: None,
+            token_endpoint: None,
             reject_invalid_signatures: false,
             port: 0,
             log: None,
@@ -98,6 +105,7 @@ impl Receiver {
             verifier,
             opts.reject_invalid_signatures,
             opts.log,
+            opts.token_endpoint.map(Tokens::new),
         ));
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let (stop_tx, stop_rx) = oneshot::channel();
@@ -164,6 +172,13 @@ impl Receiver {
     /// Requests answered (or hung up on) so far, recorded or not.
     pub fn request_count(&self) -> u64 {
         self.shared.journal.count()
+    }
+
+    /// Every token the token endpoint issued so far stops holding (no effect without one).
+    pub fn revoke_tokens(&self) {
+        if let Some(tokens) = &self.shared.tokens {
+            tokens.revoke_all();
+        }
     }
 
     /// Takes effect for the next request; rule counters start afresh.

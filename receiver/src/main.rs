@@ -80,6 +80,7 @@ fn run(cli: Cli) -> Result<(), String> {
             timestamp_header: cli.hmac_timestamp_header,
         }),
         reject_invalid_signatures: cli.reject_invalid_signatures,
+        token_endpoint: None,
         port: cli.port,
         log: match cli.log {
             Log::Jsonl => Some(LogFormat::Jsonl),

@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 use crate::log::{self, LogFormat};
 use crate::record::{Journal, RecordedRequest};
 use crate::script::{Close, Reply, Script};
+use crate::token::Tokens;
 use crate::verify::Verifier;
 
 /// State every connection task reads, and the `Receiver` handle inspects.
@@ -33,6 +34,7 @@ pub(crate) struct Shared {
     verifier: Option<Verifier>,
     reject_invalid_signatures: bool,
     log: Option<LogFormat>,
+    pub(crate) tokens: Option<Tokens>,
 }
 
 impl Shared {
@@ -42,6 +44,7 @@ impl Shared {
         verifier: Option<Verifier>,
         reject_invalid_signatures: bool,
         log: Option<LogFormat>,
+        tokens: Option<Tokens>,
     ) -> Shared {
         Shared {
             started: Instant::now(),
@@ -52,6 +55,7 @@ impl Shared {
             verifier,
             reject_invalid_signatures,
             log,
+            tokens,
         }
     }
 
@@ -201,7 +205,13 @@ async fn handle(
 
     // A rejected request does not use up a scripted rule, so a script written
     // for valid traffic plays out the same with forged requests mixed in.
-    let reply = if signature_valid == Some(false) && shared.reject_invalid_signatures {
+    let token_reply = shared
+        .tokens
+        .as_ref()
+        .and_then(|t| t.intercept(&path, &parts.headers, &decoded));
+    let reply = if let Some(reply) = token_reply {
+        reply
+    } else if signature_valid == Some(false) && shared.reject_invalid_signatures {
         Reply::status(401)
     } else {
         shared.script().answer(&path, &text)

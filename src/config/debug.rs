@@ -46,6 +46,12 @@ impl fmt::Debug for Auth {
                     "Basic {{ username: {username:?}, password: <redacted> }}"
                 )
             }
+            Auth::Oauth2ClientCredentials(oauth) => write!(
+                f,
+                "Oauth2ClientCredentials {{ token_url: {:?}, client_id: {:?}, client_secret: <redacted> }}",
+                crate::redact::shown_url(&oauth.token_url),
+                oauth.client_id
+            ),
             Auth::ApiKey { header_name, .. } => {
                 write!(
                     f,

@@ -90,6 +90,10 @@ impl Config {
                 out.push(basic_credential(username, password));
             }
             Auth::ApiKey { api_key, .. } => out.push(api_key.clone()),
+            Auth::Oauth2ClientCredentials(oauth) => {
+                out.push(oauth.client_secret.clone());
+                out.push(crate::oauth::client_credential(oauth));
+            }
         }
         out.extend(self.signing_secret.clone());
         out.extend(self.signing_secrets.iter().cloned());

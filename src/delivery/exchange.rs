@@ -4,10 +4,13 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, LOCATION, RETRY_AFTER};
+use reqwest::header::{
+    HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, LOCATION, RETRY_AFTER,
+};
 
 use crate::headers::{IDEMPOTENCY_KEY, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
 use crate::hmac_header::HeaderSigner;
+use crate::oauth::TokenSource;
 use crate::policy::{self, Outcome};
 use crate::shape::Content;
 use crate::signing::Signer;
@@ -38,6 +41,8 @@ pub struct Sender {
     pub endpoint: reqwest::Url,
     pub signer: Option<Signer>,
     pub hmac: Option<HeaderSigner>,
+    /// OAuth2's token, set per attempt.
+    pub oauth: Option<TokenSource>,
     pub content_encoding: Option<HeaderValue>,
     pub timeout: Duration,
     /// The proxy requests go through, as messages name it.
@@ -66,7 +71,32 @@ impl Sender {
     /// One attempt, given up on `timeout` after `started` (the same clock reading the latency
     /// metric starts from).
     pub async fn attempt(&self, outgoing: &Outgoing, started: Instant) -> Exchange {
-        let request = self.request(outgoing);
+        let Some(tokens) = &self.oauth else {
+            return self.timed(self.request(outgoing, None), started).await;
+        };
+        let token = match tokens.header().await {
+            Ok(token) => token,
+            Err(e) => return no_answer(e.to_string()),
+        };
+        let answer = self
+            .timed(self.request(outgoing, Some(token.clone())), started)
+            .await;
+        if answer.status() != 401 {
+            return answer;
+        }
+        // Revoked or expired early: one new token (shared with every request answered 401 with
+        // the same one) and one more try; a second 401 is the endpoint's word on the credentials.
+        match tokens.after_401(&token).await {
+            Ok(renewed) => {
+                self.timed(self.request(outgoing, Some(renewed)), Instant::now())
+                    .await
+            }
+            Err(e) => no_answer(e.to_string()),
+        }
+    }
+
+    /// One exchange, given up on `timeout` after `started`.
+    async fn timed(&self, request: reqwest::Request, started: Instant) -> Exchange {
         let deadline = tokio::time::Instant::from_std(started + self.timeout);
         match tokio::time::timeout_at(deadline, self.exchange(request)).await {
             Err(_) => no_answer(format!(
@@ -85,7 +115,8 @@ impl Sender {
         }
     }
 
-    fn request(&self, outgoing: &Outgoing) -> reqwest::Request {
+    /// The request, with `token` (OAuth2's `Authorization`) when there is one.
+    fn request(&self, outgoing: &Outgoing, token: Option<HeaderValue>) -> reqwest::Request {
         let url = outgoing.content.url.as_ref().unwrap_or(&self.endpoint);
         let mut request = reqwest::Request::new(self.method.clone(), url.clone());
         // Room for these and the client's default headers, merged in when it is sent, so the
@@ -94,6 +125,9 @@ impl Sender {
         headers.reserve(HEADER_ROOM);
         headers.insert(IDEMPOTENCY_KEY, outgoing.key.clone());
         headers.insert(WEBHOOK_ID, outgoing.key.clone());
+        if let Some(token) = token {
+            headers.insert(AUTHORIZATION, token);
+        }
         if self.signer.is_some() || self.hmac.is_some() {
             self.sign(headers, outgoing);
         }
@@ -106,9 +140,13 @@ impl Sender {
         request
     }
 
-    /// The signature headers as a dry run shows them.
-    pub fn shown_signatures(&self) -> String {
+    /// The headers set per attempt (OAuth2 token, signatures) as a dry run shows them, without
+    /// their values.
+    pub fn shown_per_attempt(&self) -> String {
         let mut out = String::new();
+        if self.oauth.is_some() {
+            out.push_str(", authorization: Bearer <oauth2 token>");
+        }
         if let Some(signer) = &self.signer {
             out.push_str(&signer.shown());
         }

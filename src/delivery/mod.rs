@@ -25,6 +25,7 @@ use crate::dialect::Request;
 use crate::failure::Failure;
 use crate::hmac_header::HeaderSigner;
 use crate::metrics::Metrics;
+use crate::oauth::{TokenError, TokenSource};
 use crate::ordering::Group;
 use crate::policy::{self, Decision, Limits, Outcome, Stop};
 use crate::rejection::Rejection;
@@ -88,6 +89,7 @@ impl Deliverer {
                 .map(HeaderSigner::new)
                 .transpose()
                 .map_err(|e| e.to_string())?,
+            oauth: TokenSource::from_config(config)?,
             content_encoding: shape.content_encoding(),
             timeout: config.timeout(),
         };
@@ -104,6 +106,16 @@ impl Deliverer {
             notices: RefCell::new(Vec::new()),
             metrics: Metrics::default(),
         })
+    }
+
+    /// Gets the OAuth2 token (when configured) before the first record, so settings the token
+    /// endpoint refuses stop the sync before anything is sent. A dry run sends nothing, to the
+    /// token endpoint either.
+    pub async fn authorize(&self) -> Result<(), TokenError> {
+        match (&self.sender.oauth, &self.dry_run) {
+            (Some(tokens), None) => tokens.header().await.map(drop),
+            _ => Ok(()),
+        }
     }
 
     /// What happened since the last call that is worth a LOG line.
@@ -286,7 +298,7 @@ impl Deliverer {
             url,
             headers: headers.to_string(),
             key: key_text(&outgoing.key).to_string(),
-            signatures: self.sender.shown_signatures(),
+            per_attempt: self.sender.shown_per_attempt(),
             gzip: self.sender.content_encoding.is_some(),
             body: String::from_utf8_lossy(&outgoing.content.signed).into_owned(),
         });

@@ -23,8 +23,8 @@ pub enum Notice {
         /// The static headers, credentials redacted.
         headers: String,
         key: String,
-        /// The signature headers, values shown as placeholders (empty when unsigned).
-        signatures: String,
+        /// The headers set per attempt (token, signatures), values as placeholders.
+        per_attempt: String,
         gzip: bool,
         /// The body, uncompressed.
         body: String,
@@ -53,7 +53,7 @@ impl Notice {
                 url,
                 headers,
                 key,
-                signatures,
+                per_attempt,
                 gzip,
                 body,
             } => {
@@ -63,7 +63,7 @@ impl Notice {
                     ""
                 };
                 let message = format!(
-                    "dry run: {method} {url} headers: {headers}, idempotency-key: {key}, webhook-id: {key}{signatures}{encoding} body: {body}"
+                    "dry run: {method} {url} headers: {headers}, idempotency-key: {key}, webhook-id: {key}{per_attempt}{encoding} body: {body}"
                 );
                 log(Level::Info, &message)
             }
