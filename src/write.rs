@@ -135,9 +135,6 @@ pub fn run(args: &WriteArgs, out: &mut Output) -> Result<Ending, crate::output::
         .build()
         .expect("start the runtime");
     runtime.block_on(async {
-        // One chunk waiting, one being filled: a chunk of small records is far more than the
-        // loop needs between two hand-overs, and with records of many megabytes (one per
-        // chunk) every queued chunk is that much more memory.
         if let Err(e) = sink.deliverer.authorize().await {
             let kind = match e.is_config() {
                 true => FailureType::ConfigError,
@@ -149,6 +146,9 @@ pub fn run(args: &WriteArgs, out: &mut Output) -> Result<Ending, crate::output::
                 String::new(),
             )));
         }
+        // One chunk waiting, one being filled: a chunk of small records is far more than the
+        // loop needs between two hand-overs, and with records of many megabytes (one per
+        // chunk) every queued chunk is that much more memory.
         let (tx, rx) = mpsc::channel(1);
         reader::spawn(std::io::stdin(), plan.dialect, tx);
         sink.run(rx, &signals, out).await
