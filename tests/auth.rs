@@ -447,15 +447,7 @@ fn env_with_proxy(env_proxy: &str) -> Vec<(&'static str, Option<&str>)> {
 }
 
 fn write_env(config: &Value, env: &[(&str, Option<&str>)]) -> Run {
-    let dir = Workdir::new();
-    let args = valmi_args(&dir, config, None, None);
-    run_env(&str_args(&args), valmi_messages().as_bytes(), env)
-}
-
-fn check_env(config: &Value, env: &[(&str, Option<&str>)]) -> Run {
-    let dir = Workdir::new();
-    let path = dir.write_json("config.json", config);
-    run_env(&["check", "--config", path_str(&path)], b"", env)
+    write_valmi_with_env(config, valmi_messages().as_bytes(), env)
 }
 
 /// The CONNECTION_STATUS of a check: (status, message).

@@ -69,10 +69,8 @@ fn proxy_env<'a>(http_proxy: &'a str, no_proxy: &'a str) -> Vec<(&'static str, O
 }
 
 fn write_valmi_env(config: &Value, env: &[(&str, Option<&str>)]) -> Run {
-    let dir = Workdir::new();
-    let args = valmi_args(&dir, config, None, None);
     let input = read_fixture("valmi/observed/messages8.jsonl");
-    run_env(&str_args(&args), input.as_bytes(), env)
+    write_valmi_with_env(config, input.as_bytes(), env)
 }
 
 #[test]

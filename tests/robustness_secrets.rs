@@ -272,12 +272,6 @@ fn proxy_env(proxy: &str) -> Vec<(&'static str, Option<&str>)> {
     env
 }
 
-fn check_env(config: &Value, env: &[(&str, Option<&str>)]) -> Run {
-    let dir = Workdir::new();
-    let path = dir.write_json("config.json", config);
-    run_env(&["check", "--config", path_str(&path)], b"", env)
-}
-
 /// Proxy credentials, which no message may show.
 const PROXY_PASSWORD: &str = "pr0xyPw-S3cr3t";
 

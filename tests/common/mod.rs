@@ -222,6 +222,13 @@ pub fn run_check(config: &Value) -> Run {
     run(&["check", "--config", path_str(&path)], b"")
 }
 
+/// [`run_check`] with these environment variables set (`Some`) or removed (`None`).
+pub fn check_env(config: &Value, env: &[(&str, Option<&str>)]) -> Run {
+    let dir = Workdir::new();
+    let path = dir.write_json("config.json", config);
+    run_env(&["check", "--config", path_str(&path)], b"", env)
+}
+
 /// A loopback port nothing listens on (bound, then closed), until a test starts a server there.
 pub fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -355,6 +362,13 @@ pub fn write_valmi_with(
 
 pub fn write_valmi(config: &Value, stdin: &[u8]) -> Run {
     write_valmi_with(config, None, None, stdin)
+}
+
+/// [`write_valmi`] with these environment variables set (`Some`) or removed (`None`).
+pub fn write_valmi_with_env(config: &Value, stdin: &[u8], env: &[(&str, Option<&str>)]) -> Run {
+    let dir = Workdir::new();
+    let args = valmi_args(&dir, config, None, None);
+    run_env(&str_args(&args), stdin, env)
 }
 
 /// [`write_valmi`] to `receiver`'s `/hook` under [`config`] with `extra`.
