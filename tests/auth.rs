@@ -684,13 +684,21 @@ const CLIENT_SECRET: &str = "cl1ent-S3cr3t";
 /// A receiver serving tokens of `lifetime` at `/token` (the first `fail_first` token requests
 /// answered 503) and answering 401 elsewhere without a valid one; `/hook` answers `hook`.
 fn token_receiver(lifetime: Option<u64>, fail_first: usize, hook: Reply) -> Receiver {
-    Receiver::start(ReceiverOptions {
-        token_endpoint: Some(TokenEndpoint {
+    token_receiver_with(
+        TokenEndpoint {
             client_id: CLIENT_ID.into(),
             client_secret: CLIENT_SECRET.into(),
             lifetime: lifetime.map(std::time::Duration::from_secs),
             fail_first,
-        }),
+            expire_after: None,
+        },
+        hook,
+    )
+}
+
+fn token_receiver_with(endpoint: TokenEndpoint, hook: Reply) -> Receiver {
+    Receiver::start(ReceiverOptions {
+        token_endpoint: Some(endpoint),
         script: Script {
             default: hook,
             ..Script::default()
@@ -786,6 +794,34 @@ fn revoked_tokens_are_renewed_once_for_all_requests_answered_401() {
     assert_eq!(
         tokens, 2,
         "one renewal however many requests were refused at once"
+    );
+}
+
+#[test]
+fn tokens_that_expire_earlier_than_said_are_renewed_on_401_once_per_expiry() {
+    let receiver = token_receiver_with(
+        TokenEndpoint {
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+            lifetime: Some(std::time::Duration::from_secs(3600)),
+            fail_first: 0,
+            expire_after: Some(std::time::Duration::from_millis(700)),
+        },
+        Reply::status(200).with_delay_ms(10),
+    );
+    let config = oauth_config(&receiver, json!({}), json!({"concurrency": 8}));
+    let run = write_valmi(&config, valmi_records(1..=1200).as_bytes());
+    assert_completed(&run);
+    let (tokens, delivered, refused) = token_traffic(&receiver);
+    assert_eq!(delivered, 1200);
+    let expiries = run.elapsed.as_secs_f64() / 0.7;
+    assert!(
+        refused >= 1 && tokens >= 2,
+        "{tokens} tokens, {refused} refused"
+    );
+    assert!(
+        (tokens as f64) <= expiries + 2.0,
+        "{tokens} token requests for {expiries:.1} expiries"
     );
 }
 

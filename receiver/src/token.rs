@@ -22,6 +22,9 @@ pub struct TokenEndpoint {
     pub lifetime: Option<Duration>,
     /// The first this-many token requests are answered 503 (the endpoint is having trouble).
     pub fail_first: usize,
+    /// How long tokens really hold when it is shorter than `lifetime` says (a server whose
+    /// tokens expire early, or whose clock runs ahead).
+    pub expire_after: Option<Duration>,
 }
 
 /// The tokens issued so far and which of them still hold.
@@ -111,7 +114,8 @@ impl Tokens {
             );
         }
         let token = format!("receiver-token-{}", state.tokens.len() + 1);
-        let until = self.endpoint.lifetime.map(|l| Instant::now() + l);
+        let holds = self.endpoint.expire_after.or(self.endpoint.lifetime);
+        let until = holds.map(|l| Instant::now() + l);
         state.tokens.push((token.clone(), until));
         let mut answer = serde_json::json!({"access_token": token, "token_type": "Bearer"});
         if let Some(lifetime) = self.endpoint.lifetime {
