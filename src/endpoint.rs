@@ -38,6 +38,15 @@ pub fn basic_credential(username: &str, password: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
 }
 
+/// `Basic <credential>` as a header value marked sensitive (kept out of debug output), for
+/// `Authorization` or `Proxy-Authorization`.
+pub fn basic_header(credential: &str) -> reqwest::header::HeaderValue {
+    let mut value = reqwest::header::HeaderValue::try_from(format!("Basic {credential}"))
+        .expect("base64 is a header value");
+    value.set_sensitive(true);
+    value
+}
+
 impl Endpoint {
     pub fn parse(written: &str) -> Result<Self, url::ParseError> {
         let mut url = Url::parse(written)?;

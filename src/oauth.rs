@@ -144,12 +144,8 @@ impl TokenSource {
             return Ok(None);
         };
         let url = token_url(oauth).map_err(|e| e.to_string())?;
-        let basic = (oauth.client_auth == ClientAuth::Basic).then(|| {
-            let mut value = HeaderValue::try_from(format!("Basic {}", client_credential(oauth)))
-                .expect("base64 is a header value");
-            value.set_sensitive(true);
-            value
-        });
+        let basic = (oauth.client_auth == ClientAuth::Basic)
+            .then(|| crate::endpoint::basic_header(&client_credential(oauth)));
         Ok(Some(TokenSource {
             client: client(config)?,
             shown: crate::redact::shown_url(url.as_str()),

@@ -80,12 +80,7 @@ pub fn proxy_for(config: &Config) -> Result<Option<Proxy>, ProxyError> {
         _ => 80,
     });
     let authorization = match credential {
-        Some(credential) => {
-            let mut value = HeaderValue::try_from(format!("Basic {credential}"))
-                .expect("base64 is a header value");
-            value.set_sensitive(true);
-            Some(value)
-        }
+        Some(credential) => Some(crate::endpoint::basic_header(&credential)),
         None => intercept.basic_auth().cloned(),
     };
     Ok(Some(Proxy {
