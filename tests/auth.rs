@@ -399,27 +399,51 @@ fn a_dry_run_shows_every_signature_header_without_a_secret() {
 // =============================================================================================
 // 3. A proxy in the config
 
-/// A server config for 127.0.0.1 signed by a CA made here, and the CA's PEM.
-fn tls_server_config() -> (Arc<rustls::ServerConfig>, String) {
-    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    let ca_key = rcgen::KeyPair::generate().unwrap();
+/// A CA made here: its certificate and key.
+fn make_ca() -> (rcgen::Certificate, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = params.self_signed(&ca_key).unwrap();
+    (params.self_signed(&key).unwrap(), key)
+}
+
+/// A server config for 127.0.0.1 signed by a CA made here, and the CA's PEM; with
+/// `client_ca`, only clients with a certificate from that CA are let in (mutual TLS).
+fn server_config(client_ca: Option<&rcgen::Certificate>) -> (Arc<rustls::ServerConfig>, String) {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let (ca, ca_key) = make_ca();
     let key = rcgen::KeyPair::generate().unwrap();
     let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
     let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
+        .unwrap();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(client_ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(client_ca.der().clone()).unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
         .with_single_cert(
             vec![cert.der().clone()],
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         )
         .unwrap();
     (Arc::new(config), ca.pem())
+}
+
+fn tls_server_config() -> (Arc<rustls::ServerConfig>, String) {
+    server_config(None)
 }
 
 const PROXY_USER: &str = "proxy-user";
@@ -974,4 +998,37 @@ fn a_dry_run_fetches_no_token_and_shows_where_it_would_go() {
         0,
         "a dry run sends nothing, tokens included"
     );
+}
+
+#[test]
+fn mutual_tls_runs_end_to_end_through_the_configured_proxys_tunnel() {
+    let (client_ca, client_ca_key) = make_ca();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let client_cert = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .signed_by(&client_key, &client_ca, &client_ca_key)
+        .unwrap();
+    let (tls, ca_pem) = server_config(Some(&client_ca));
+    let endpoint = Capture::serving(Some(tls));
+    let (port, heads) = connect_proxy(200);
+    let proxy = json!({"url": format!("http://127.0.0.1:{port}")});
+    let with_certificate = config(
+        &endpoint.url,
+        json!({"proxy": proxy, "tls": {"ca_certificate": ca_pem,
+            "client_certificate": client_cert.pem(), "client_key": client_key.serialize_pem()}}),
+    );
+    let env = env_with_proxy("");
+    assert_eq!(status(&check_env(&with_certificate, &env)).0, "SUCCEEDED");
+    assert_completed(&write_env(&with_certificate, &env));
+    assert_eq!(endpoint.take().len(), 6);
+    let heads = heads.lock().unwrap().clone();
+    assert!(!heads.is_empty() && heads.iter().all(|h| h.starts_with("CONNECT 127.0.0.1:")));
+    // The proxy only pipes bytes: without the client certificate the endpoint refuses.
+    let without = config(
+        &endpoint.url,
+        json!({"proxy": proxy, "tls": {"ca_certificate": ca_pem}}),
+    );
+    assert_eq!(status(&check_env(&without, &env)).0, "FAILED");
+    assert_fatal(&write_env(&without, &env), "config_error");
+    assert!(endpoint.take().is_empty());
 }
