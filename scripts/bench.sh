@@ -340,7 +340,9 @@ def per_record(name, thread, without_sha=False):
     pick = lambda t: t[0] - t[1] if without_sha else t[0]
     return (pick(big) - pick(one)) / (n - 1)
 threads = sorted(runs[("conn", n)])
-names = {"01": "runtime thread (delivery loop, HTTP)", "02": "stdin-reader thread (parse, map, envelope, keys)"}
+# Threads in the order they start: the runtime (main) thread, the signal listener, the stdin reader.
+names = {"01": "runtime thread (delivery loop, HTTP)", "02": "signals thread (waits for SIGTERM/SIGINT/SIGHUP)",
+         "03": "stdin-reader thread (parse, map, envelope, keys)"}
 print()
 print(f"instructions per record, valgrind --tool=callgrind, concurrency 16, batch 1, {n:,} records;")
 print("start-up subtracted (a run of 1 record); SHA-256 compression left out, since valgrind runs")
