@@ -3,8 +3,10 @@
 # one operator, constant or function body, rebuilds, and runs the whole test suite; a mutant no
 # test notices ("missed") is behaviour nothing pins down.
 #
-# usage: scripts/mutants.sh [--shard K/N] [--in-diff REV [--max M]] [-- extra cargo-mutants args]
+# usage: scripts/mutants.sh [--file PATH]... [--shard K/N] [--in-diff REV [--max M]] [-- extra args]
 #   (no option)    every mutant of the correctness modules: hours on 2 cores; split it with --shard.
+#   --file PATH    only these files (repeatable; globs as cargo-mutants takes them), e.g. one
+#                  feature's modules before its issue is called resolved.
 #   --shard K/N    the K-th of N shards (0-based), for running a full pass by hand in pieces.
 #   --in-diff REV  only the mutants on lines changed since REV (what CI runs, against HEAD~1).
 #   --max M        with --in-diff: at most M mutants (default 4, about 1.5 min each here): when
@@ -23,13 +25,15 @@ VERSION=27.1.0
 shard=""
 base=""
 max=4
+only=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --shard) shard=$2; shift 2 ;;
     --in-diff) base=$2; shift 2 ;;
     --max) max=$2; shift 2 ;;
+    --file) only+=("$2"); shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "mutants.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -47,6 +51,7 @@ files=(
   src/rejection.rs src/failure.rs src/resume.rs src/reader.rs src/protocol.rs
   'src/checkpoint/*.rs' 'src/dialect/*.rs' 'src/delivery/*.rs' src/sink.rs src/outbox.rs
 )
+[ ${#only[@]} -gt 0 ] && files=("${only[@]}")
 args=(--in-place --no-shuffle --test-workspace=true --output target/mutants --timeout 240)
 for f in "${files[@]}"; do args+=(--file "$f"); done
 
