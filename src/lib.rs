@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod check;
 pub mod checkpoint;
 pub mod cli;
+pub mod concurrency;
 pub mod config;
 pub mod delivery;
 pub mod dialect;

@@ -1,0 +1,462 @@
+//! Adaptive concurrency: how many requests may be in flight, learnt from the endpoint's answers.
+//! Pure: every input (outcome, round-trip time, instants) is passed in, so every rule is
+//! unit-tested by feeding a sequence of answers.
+//!
+//! The shape is Vector's adaptive request concurrency (AIMD: one more request per round trip
+//! while answers are fast and healthy, a multiplicative cut on back-pressure or when the
+//! round-trip time rises clearly above its baseline), with three changes measured against the
+//! receiver's remote-like endpoint (BENCHMARKS.md):
+//! - **slow start** (TCP's): until the first cut, every fast success adds one, which doubles the
+//!   limit each round trip. Vector starts at 1 and adds one per round trip: 512 requests in
+//!   flight at 20 ms would take ten seconds to reach.
+//! - **a remembered ceiling**: a 429/503 names how many requests were on the wire when the
+//!   endpoint refused; the limit stays below that count and probes above it only after a long
+//!   calm (doubling each time it is refused again). An endpoint that answers 429 with
+//!   `Retry-After` pauses the whole sync, so every probe into it costs a pause.
+//! - **a gradient cut on queueing**: when the round-trip time rises, the limit is scaled by
+//!   baseline ÷ measured (the queue's share is taken out in one step, as Netflix's gradient
+//!   limiter does) instead of ×0.9 once per round trip.
+
+use std::time::{Duration, Instant};
+
+/// The limit before anything is known: a burst this size is harmless to any endpoint.
+pub const START: u32 = 8;
+/// The cut on a 429/503 (Vector's `decrease_ratio`).
+const BACKPRESSURE_CUT: f64 = 0.9;
+/// The cut on a timeout or a lost connection: the endpoint may be down or drowning.
+const TIMEOUT_CUT: f64 = 0.5;
+/// A round trip counts as queueing when it exceeds baseline × this + [`RTT_SLACK`].
+const RTT_RISE: f64 = 1.25;
+/// Rises smaller than this are not queueing worth backing off for: on loopback a round trip is
+/// a fraction of a millisecond and doubles with CPU contention alone.
+const RTT_SLACK: Duration = Duration::from_millis(3);
+/// A gradient cut removes at most this share of the limit at once.
+const MAX_GRADIENT_CUT: f64 = 0.5;
+/// How fast the baseline may drift up towards the measured round trip per window, so that an
+/// endpoint that became slower for good is not taken for a queue forever.
+const BASELINE_DRIFT: f64 = 0.005;
+/// Calm windows (round trips) before the limit probes above a remembered ceiling; doubles after
+/// each refusal, up to [`MAX_PROBE_AFTER`].
+const PROBE_AFTER: u32 = 256;
+const MAX_PROBE_AFTER: u32 = 8192;
+
+/// What one attempt came to, as far as the limit cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// A 2xx answer.
+    Success,
+    /// 429 or 503: the endpoint says it has too much.
+    Backpressure,
+    /// No answer in time, or the connection failed.
+    Timeout,
+    /// Anything else (a refusal of the record, a redirect): says nothing about capacity.
+    Other,
+}
+
+/// One finished attempt.
+#[derive(Clone, Copy, Debug)]
+pub struct Attempt {
+    pub started: Instant,
+    pub finished: Instant,
+    /// Attempts on the wire when this one started, itself included.
+    pub on_wire: u32,
+    /// Attempts on the wire when this one finished, itself included.
+    pub on_wire_after: u32,
+    pub signal: Signal,
+}
+
+/// Why the limit last changed, for the progress LOG.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    Start,
+    /// Slow start: every fast answer adds one.
+    Ramp,
+    /// A round trip of fast, healthy answers with the limit in use added one.
+    Healthy,
+    /// A 429/503 answer.
+    Backpressure,
+    Timeout,
+    /// The round-trip time rose above its baseline: requests queue at the endpoint.
+    Queueing,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Start => "start",
+            Change::Ramp => "ramping up",
+            Change::Healthy => "fast healthy answers",
+            Change::Backpressure => "429/503 from the endpoint",
+            Change::Timeout => "timeouts",
+            Change::Queueing => "round trips rising (queueing)",
+        }
+    }
+}
+
+/// The round-trip window being measured: about one baseline round trip of successes.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    start: Instant,
+    rtt_sum: Duration,
+    samples: u32,
+    /// The most attempts on the wire that any of its attempts started or finished with.
+    peak: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct Controller {
+    cap: u32,
+    limit: f64,
+    slow_start: bool,
+    /// On-wire count at which the endpoint last refused; the limit stays below it.
+    ceiling: Option<u32>,
+    calm_windows: u32,
+    probe_after: u32,
+    baseline: Option<Duration>,
+    window: Window,
+    /// The previous window's peak: the first answers of a window judge use by it.
+    last_peak: u32,
+    /// When the limit was last cut: answers to attempts started before it reflect the old limit
+    /// and cut nothing more.
+    cut_at: Instant,
+    why: Change,
+}
+
+impl Controller {
+    pub fn new(cap: u32, now: Instant) -> Self {
+        let cap = cap.max(1);
+        Controller {
+            cap,
+            limit: f64::from(START.min(cap)),
+            slow_start: true,
+            ceiling: None,
+            calm_windows: 0,
+            probe_after: PROBE_AFTER,
+            baseline: None,
+            window: Window::starting(now),
+            last_peak: 0,
+            cut_at: now,
+            why: Change::Start,
+        }
+    }
+
+    /// Requests that may be in flight now, between 1 and the cap.
+    pub fn limit(&self) -> u32 {
+        self.limit as u32
+    }
+
+    pub fn why(&self) -> Change {
+        self.why
+    }
+
+    /// Takes one finished attempt into account.
+    pub fn observe(&mut self, attempt: Attempt) {
+        let fresh = attempt.started >= self.cut_at;
+        match attempt.signal {
+            Signal::Success => self.success(attempt, fresh),
+            Signal::Backpressure => {
+                // Every refusal narrows the ceiling, even one the last cut already answered.
+                let seen = attempt.on_wire.saturating_sub(1).max(1);
+                self.ceiling = Some(self.ceiling.map_or(seen, |c| c.min(seen)));
+                if fresh {
+                    self.probe_after = (self.probe_after * 2).min(MAX_PROBE_AFTER);
+                    self.cut(
+                        self.limit * BACKPRESSURE_CUT,
+                        Change::Backpressure,
+                        attempt.finished,
+                    );
+                }
+                self.clamp();
+            }
+            Signal::Timeout if fresh => {
+                self.cut(self.limit * TIMEOUT_CUT, Change::Timeout, attempt.finished)
+            }
+            Signal::Timeout | Signal::Other => {}
+        }
+    }
+
+    fn success(&mut self, attempt: Attempt, fresh: bool) {
+        if !fresh {
+            return;
+        }
+        let rtt = attempt.finished.saturating_duration_since(attempt.started);
+        self.window
+            .add(rtt, attempt.on_wire.max(attempt.on_wire_after));
+        if self.slow_start && self.is_used() && !self.is_queueing(rtt) {
+            self.grow(1.0, Change::Ramp);
+        }
+        let length = self.baseline.unwrap_or(rtt);
+        if attempt
+            .finished
+            .saturating_duration_since(self.window.start)
+            >= length
+        {
+            self.close_window(attempt.finished);
+        }
+    }
+
+    /// A round trip's worth of answers: cut if they queued, else grow by one if the limit was
+    /// in use; the baseline follows the fastest windows.
+    fn close_window(&mut self, now: Instant) {
+        let used = self.is_used();
+        let window = std::mem::replace(&mut self.window, Window::starting(now));
+        self.last_peak = window.peak;
+        let Some(mean) = window.mean() else { return };
+        let baseline = match self.baseline {
+            None => mean,
+            Some(b) if mean < b => mean,
+            Some(b) => b + (mean - b).mul_f64(BASELINE_DRIFT),
+        };
+        if self.is_queueing(mean) {
+            let old = self.baseline.unwrap_or(mean);
+            let gradient = (old.as_secs_f64() / mean.as_secs_f64()).max(1.0 - MAX_GRADIENT_CUT);
+            self.baseline = Some(baseline);
+            return self.cut(self.limit * gradient, Change::Queueing, now);
+        }
+        self.baseline = Some(baseline);
+        self.calm_windows += 1;
+        if let Some(ceiling) = self.ceiling {
+            if self.calm_windows >= self.probe_after {
+                self.ceiling = Some(ceiling + 1);
+                self.calm_windows = 0;
+            }
+        }
+        if used && !self.slow_start {
+            self.grow(1.0, Change::Healthy);
+        }
+    }
+
+    /// Whether the limit is in use: at least half of it was on the wire lately. A limit nobody
+    /// uses says nothing about the endpoint and must not grow.
+    fn is_used(&self) -> bool {
+        f64::from(self.window.peak.max(self.last_peak)) * 2.0 >= self.limit
+    }
+
+    fn is_queueing(&self, rtt: Duration) -> bool {
+        self.baseline
+            .is_some_and(|b| rtt > b.mul_f64(RTT_RISE) + RTT_SLACK)
+    }
+
+    fn grow(&mut self, by: f64, why: Change) {
+        let before = self.limit();
+        self.limit += by;
+        self.clamp();
+        if self.limit() > before {
+            self.why = why;
+        }
+    }
+
+    fn cut(&mut self, to: f64, why: Change, now: Instant) {
+        self.limit = to;
+        self.clamp();
+        self.slow_start = false;
+        self.calm_windows = 0;
+        self.cut_at = now;
+        self.window = Window::starting(now);
+        self.why = why;
+    }
+
+    fn clamp(&mut self) {
+        let top = self.ceiling.map_or(self.cap, |c| c.min(self.cap));
+        self.limit = self.limit.clamp(1.0, f64::from(top));
+    }
+}
+
+impl Window {
+    fn starting(now: Instant) -> Self {
+        Window {
+            start: now,
+            rtt_sum: Duration::ZERO,
+            samples: 0,
+            peak: 0,
+        }
+    }
+
+    fn add(&mut self, rtt: Duration, on_wire: u32) {
+        self.rtt_sum += rtt;
+        self.samples += 1;
+        self.peak = self.peak.max(on_wire);
+    }
+
+    fn mean(&self) -> Option<Duration> {
+        (self.samples > 0).then(|| self.rtt_sum / self.samples)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Drives a controller against a simulated endpoint, one round trip at a time: every
+    /// request the limit allows is sent at once and answered after `rtt(in_flight)`, refused
+    /// beyond `admits`.
+    struct Sim {
+        c: Controller,
+        now: Instant,
+    }
+
+    impl Sim {
+        fn new(cap: u32) -> Self {
+            let now = Instant::now();
+            Sim {
+                c: Controller::new(cap, now),
+                now,
+            }
+        }
+
+        fn round(&mut self, admits: u32, rtt: impl Fn(u32) -> Duration) {
+            let n = self.c.limit();
+            let started = self.now;
+            let took = rtt(n.min(admits));
+            for i in 1..=n {
+                let signal = if i > admits {
+                    Signal::Backpressure
+                } else {
+                    Signal::Success
+                };
+                let finished = started + if i > admits { MS } else { took };
+                self.c.observe(Attempt {
+                    started,
+                    finished,
+                    on_wire: i,
+                    on_wire_after: if i > admits { i } else { n - i + 1 },
+                    signal,
+                });
+            }
+            self.now = started + took + MS;
+        }
+
+        fn rounds(&mut self, k: usize, admits: u32, rtt: impl Fn(u32) -> Duration + Copy) {
+            for _ in 0..k {
+                self.round(admits, rtt);
+            }
+        }
+    }
+
+    fn flat(ms: u64) -> impl Fn(u32) -> Duration + Copy {
+        move |_| MS * ms as u32
+    }
+
+    #[test]
+    fn starts_low_and_doubles_each_round_trip_while_fast() {
+        let mut sim = Sim::new(1024);
+        assert_eq!(sim.c.limit(), START);
+        assert_eq!(sim.c.why(), Change::Start);
+        sim.rounds(6, u32::MAX, flat(20));
+        assert_eq!(sim.c.limit(), START << 6);
+        assert_eq!(sim.c.why(), Change::Ramp);
+    }
+
+    #[test]
+    fn never_above_the_cap_nor_below_one() {
+        let mut sim = Sim::new(3);
+        assert_eq!(sim.c.limit(), 3);
+        sim.rounds(10, u32::MAX, flat(5));
+        assert_eq!(sim.c.limit(), 3);
+        for _ in 0..10 {
+            let at = sim.now;
+            sim.now += 100 * MS;
+            sim.c.observe(Attempt {
+                started: at,
+                finished: sim.now,
+                on_wire: 1,
+                on_wire_after: 1,
+                signal: Signal::Timeout,
+            });
+        }
+        assert_eq!(sim.c.limit(), 1);
+        assert_eq!(sim.c.why(), Change::Timeout);
+    }
+
+    #[test]
+    fn settles_below_an_endpoint_that_refuses_beyond_its_capacity() {
+        let mut sim = Sim::new(256);
+        sim.rounds(200, 64, flat(50));
+        assert_eq!(sim.c.why(), Change::Backpressure);
+        let limit = sim.c.limit();
+        assert!((58..=64).contains(&limit), "{limit}");
+        // Long after, it has not probed again: each probe would cost a Retry-After pause.
+        assert!(sim.c.ceiling.is_some_and(|c| c <= 64));
+    }
+
+    #[test]
+    fn one_cut_per_round_trip_however_many_refusals_it_brings() {
+        let mut sim = Sim::new(256);
+        sim.rounds(4, u32::MAX, flat(50));
+        let before = sim.c.limit();
+        sim.round(before / 2, flat(50));
+        assert_eq!(
+            sim.c.limit(),
+            ((before as f64 * BACKPRESSURE_CUT) as u32).min(before / 2)
+        );
+    }
+
+    #[test]
+    fn a_queueing_endpoint_is_held_near_its_capacity() {
+        // 64 workers of 50 ms; more requests wait in a queue, so the round trip grows.
+        let queue = |n: u32| MS * (50 * n.max(64) / 64);
+        let mut sim = Sim::new(256);
+        sim.rounds(100, u32::MAX, queue);
+        let limit = sim.c.limit();
+        assert!((56..=84).contains(&limit), "{limit}");
+        assert!(queue(limit) <= MS * 66);
+    }
+
+    #[test]
+    fn grows_by_one_per_healthy_round_trip_after_the_first_cut() {
+        let mut sim = Sim::new(256);
+        sim.rounds(3, u32::MAX, flat(20));
+        let at = sim.now;
+        sim.c.observe(Attempt {
+            started: at,
+            finished: at + MS,
+            on_wire: 1,
+            on_wire_after: 1,
+            signal: Signal::Timeout,
+        });
+        sim.now = at + MS;
+        let cut = sim.c.limit();
+        sim.rounds(5, u32::MAX, flat(20));
+        assert_eq!(sim.c.limit(), cut + 5);
+        assert_eq!(sim.c.why(), Change::Healthy);
+    }
+
+    #[test]
+    fn an_unused_limit_does_not_grow() {
+        let mut sim = Sim::new(256);
+        for _ in 0..50 {
+            let at = sim.now;
+            sim.now += 20 * MS;
+            sim.c.observe(Attempt {
+                started: at,
+                finished: sim.now,
+                on_wire: 1,
+                on_wire_after: 1,
+                signal: Signal::Success,
+            });
+        }
+        assert_eq!(sim.c.limit(), START);
+    }
+
+    #[test]
+    fn loopback_jitter_is_not_queueing() {
+        // Round trips of a fraction of a millisecond that triple under CPU contention.
+        let mut sim = Sim::new(64);
+        sim.rounds(20, u32::MAX, |n| {
+            Duration::from_micros(100 + 10 * u64::from(n))
+        });
+        assert_eq!(sim.c.limit(), 64);
+    }
+
+    #[test]
+    fn probes_above_the_ceiling_after_a_long_calm() {
+        let mut sim = Sim::new(256);
+        sim.rounds(20, 64, flat(50));
+        let ceiling = sim.c.ceiling.unwrap();
+        let calm = sim.c.probe_after as usize;
+        sim.rounds(calm + 1, u32::MAX, flat(50));
+        assert!(sim.c.ceiling.unwrap() > ceiling);
+    }
+}
