@@ -21,6 +21,7 @@
 //! assert_eq!(receiver.requests()[1].status, 200);
 //! ```
 
+mod capacity;
 mod log;
 mod record;
 mod script;
@@ -36,10 +37,12 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+pub use capacity::{Beyond, Remote};
 pub use log::LogFormat;
 pub use record::RecordedRequest;
 pub use script::{Close, Reply, Rule, Script};
 
+use capacity::Endpoint;
 use server::Shared;
 pub use token::TokenEndpoint;
 use token::Tokens;
@@ -65,6 +68,8 @@ pub struct ReceiverOptions {
     pub port: u16,
     /// Print each request to stdout (meant for the CLI).
     pub log: Option<LogFormat>,
+    /// Play a remote endpoint: latency and a capacity (applies before the script).
+    pub remote: Option<Remote>,
 }
 
 impl Default for ReceiverOptions {
@@ -78,6 +83,7 @@ impl Default for ReceiverOptions {
             reject_invalid_signatures: false,
             port: 0,
             log: None,
+            remote: None,
         }
     }
 }
@@ -106,6 +112,7 @@ impl Receiver {
             opts.reject_invalid_signatures,
             opts.log,
             opts.token_endpoint.map(Tokens::new),
+            opts.remote.map(Endpoint::new),
         ));
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let (stop_tx, stop_rx) = oneshot::channel();
@@ -179,6 +186,17 @@ impl Receiver {
         if let Some(tokens) = &self.shared.tokens {
             tokens.revoke_all();
         }
+    }
+
+    /// Requests a remote-like endpoint refused for being beyond its capacity.
+    pub fn refused_count(&self) -> u64 {
+        self.shared.remote.as_ref().map_or(0, Endpoint::refused)
+    }
+
+    /// The `q` quantile of a remote-like endpoint's latency (arrival to answer, queueing
+    /// included) over the requests it served, in milliseconds.
+    pub fn latency_ms(&self, q: f64) -> Option<u64> {
+        self.shared.remote.as_ref()?.latency_ms(q)
     }
 
     /// Takes effect for the next request; rule counters start afresh.

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use webhook_receiver::{HmacConvention, LogFormat, Receiver, ReceiverOptions, Script};
+use webhook_receiver::{
+    Beyond, HmacConvention, LogFormat, Receiver, ReceiverOptions, Remote, Script,
+};
 
 #[derive(Parser)]
 #[command(version, about)]
@@ -45,6 +47,43 @@ struct Cli {
     /// Keep nothing in memory (pair with --log none for long benchmarks).
     #[arg(long)]
     no_record: bool,
+    /// Play a remote endpoint: every answer comes this many milliseconds after the request.
+    #[arg(long, value_name = "MS")]
+    latency_ms: Option<u64>,
+    /// Play an endpoint that serves at most this many requests at once (see --beyond).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    capacity: Option<u32>,
+    /// What a request beyond --capacity gets: a 429 with Retry-After, or a wait in a queue.
+    #[arg(long, value_enum, default_value_t = BeyondArg::Refuse, requires = "capacity")]
+    beyond: BeyondArg,
+    /// The Retry-After (seconds) of a refusal beyond --capacity.
+    #[arg(long, value_name = "S", default_value_t = 1, requires = "capacity")]
+    retry_after: u32,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BeyondArg {
+    Refuse,
+    Queue,
+}
+
+impl Cli {
+    /// The remote-like endpoint the options describe, if any.
+    fn remote(&self) -> Option<Remote> {
+        if self.latency_ms.is_none() && self.capacity.is_none() {
+            return None;
+        }
+        Some(Remote {
+            latency_ms: self.latency_ms.unwrap_or(0),
+            limit: self.capacity.unwrap_or(u32::MAX >> 3),
+            beyond: match self.beyond {
+                BeyondArg::Refuse => Beyond::Refuse {
+                    retry_after_s: self.retry_after,
+                },
+                BeyondArg::Queue => Beyond::Queue,
+            },
+        })
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -69,7 +108,9 @@ fn run(cli: Cli) -> Result<(), String> {
         Some(path) => read_script(path)?,
         None => Script::default(),
     };
+    let remote = cli.remote();
     let receiver = Receiver::start(ReceiverOptions {
+        remote,
         script,
         record: !cli.no_record,
         signing_secret: cli.secret,
@@ -96,8 +137,18 @@ fn run(cli: Cli) -> Result<(), String> {
     }
     wait_for_termination().map_err(|e| format!("cannot wait for signals: {e}"))?;
     let count = receiver.request_count();
+    let summary = match remote {
+        Some(_) => format!(
+            ", {} refused beyond capacity, latency p50 {} ms",
+            receiver.refused_count(),
+            receiver
+                .latency_ms(0.5)
+                .map_or_else(|| "n/a".into(), |ms| ms.to_string())
+        ),
+        None => String::new(),
+    };
     receiver.stop();
-    eprintln!("webhook-receiver: {count} requests received");
+    eprintln!("webhook-receiver: {count} requests received{summary}");
     Ok(())
 }
 

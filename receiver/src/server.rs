@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
 
+use crate::capacity::{Endpoint, Turn};
 use crate::log::{self, LogFormat};
 use crate::record::{Journal, RecordedRequest};
 use crate::script::{Close, Reply, Script};
@@ -35,6 +36,8 @@ pub(crate) struct Shared {
     reject_invalid_signatures: bool,
     log: Option<LogFormat>,
     pub(crate) tokens: Option<Tokens>,
+    /// A remote-like endpoint's latency and capacity, when it plays one.
+    pub(crate) remote: Option<Endpoint>,
 }
 
 impl Shared {
@@ -45,6 +48,7 @@ impl Shared {
         reject_invalid_signatures: bool,
         log: Option<LogFormat>,
         tokens: Option<Tokens>,
+        remote: Option<Endpoint>,
     ) -> Shared {
         Shared {
             started: Instant::now(),
@@ -56,6 +60,7 @@ impl Shared {
             reject_invalid_signatures,
             log,
             tokens,
+            remote,
         }
     }
 
@@ -183,6 +188,7 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Hangup> {
     let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
+    let arrived = Instant::now();
     let received_at_ms = shared.elapsed_ms();
     let (parts, body) = req.into_parts();
     let wire = match body.collect().await {
@@ -209,16 +215,28 @@ async fn handle(
         .tokens
         .as_ref()
         .and_then(|t| t.intercept(&path, &parts.headers, &decoded));
+    // A token request is not the remote endpoint's work: it takes no turn.
+    let turn = match (&shared.remote, &token_reply) {
+        (Some(endpoint), None) => Some(endpoint.turn().await),
+        _ => None,
+    };
     let reply = if let Some(reply) = token_reply {
         reply
     } else if signature_valid == Some(false) && shared.reject_invalid_signatures {
         Reply::status(401)
+    } else if let Some(Turn::Refused(refusal)) = &turn {
+        refusal.clone()
     } else {
         shared.script().answer(&path, &text)
     };
     if reply.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(reply.delay_ms)).await;
     }
+    if let (Some(endpoint), Some(Turn::Served { .. })) = (&shared.remote, &turn) {
+        endpoint.served(arrived.elapsed());
+    }
+    // The slot is given back only now, with the answer.
+    drop(turn);
     let outcome = match reply.close {
         Some(Close::BeforeResponse) => Err(Hangup),
         _ => Ok(response(seq, reply)),

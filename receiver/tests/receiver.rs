@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use standardwebhooks::Webhook;
-use webhook_receiver::{Close, Receiver, ReceiverOptions, Reply, Rule, Script};
+use webhook_receiver::{Beyond, Close, Receiver, ReceiverOptions, Remote, Reply, Rule, Script};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -450,4 +450,65 @@ async fn usable_from_a_current_thread_runtime() {
     let receiver = Receiver::start_default();
     assert_eq!(post(receiver.addr(), "x").status, 200);
     receiver.stop();
+}
+
+/// A receiver playing a remote endpoint of capacity `limit`, and `n` requests sent to it at
+/// once, each on its own connection; their answers in the order they came back.
+fn remote_burst(limit: u32, beyond: Beyond, n: usize) -> (Receiver, Vec<Response>, Duration) {
+    let receiver = Receiver::start(ReceiverOptions {
+        remote: Some(Remote {
+            latency_ms: 1000,
+            limit,
+            beyond,
+        }),
+        ..ReceiverOptions::default()
+    })
+    .unwrap();
+    let addr = receiver.addr();
+    let started = Instant::now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
+    for i in 0..n {
+        let (tx, barrier) = (tx.clone(), barrier.clone());
+        std::thread::spawn(move || {
+            let mut stream = connect(addr);
+            barrier.wait();
+            write_request(
+                &mut stream,
+                "POST",
+                "/",
+                &[],
+                format!("{{\"i\":{i}}}").as_bytes(),
+            );
+            tx.send(read_response(&mut BufReader::new(stream))).unwrap();
+        });
+    }
+    drop(tx);
+    let answers: Vec<Response> = rx.iter().collect();
+    (receiver, answers, started.elapsed())
+}
+
+#[test]
+fn a_remote_endpoint_refuses_beyond_its_capacity_after_its_latency() {
+    let (receiver, answers, took) = remote_burst(2, Beyond::Refuse { retry_after_s: 7 }, 3);
+    let mut statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 429]);
+    let refusal = answers.iter().find(|a| a.status == 429).unwrap();
+    assert_eq!(refusal.header("retry-after"), Some("7"));
+    assert_eq!(receiver.refused_count(), 1);
+    // Every answer, the refusal too, waited out the latency.
+    assert!(took >= Duration::from_millis(1000), "{took:?}");
+    assert!(receiver.latency_ms(0.5).unwrap() >= 1000);
+}
+
+#[test]
+fn a_remote_endpoint_queues_beyond_its_capacity() {
+    let (receiver, answers, took) = remote_burst(1, Beyond::Queue, 2);
+    assert!(answers.iter().all(|a| a.status == 200));
+    assert_eq!(receiver.refused_count(), 0);
+    // One at a time: the second waited for the first's whole latency, then had its own.
+    assert!(took >= Duration::from_millis(2000), "{took:?}");
+    assert!(receiver.latency_ms(1.0).unwrap() >= 2000);
+    assert!(receiver.latency_ms(0.0).unwrap() >= 1000);
 }
