@@ -74,6 +74,8 @@ impl<'d> Outbox<'d> {
     fn snapshot(&self, in_flight: usize, waiting: usize) -> Snapshot {
         Snapshot {
             in_flight,
+            limit: self.deliverer.limit.current(),
+            why: self.deliverer.limit.why(),
             waiting,
             paused_for: self.deliverer.paused_until().map(|t| t - Instant::now()),
         }
@@ -112,7 +114,9 @@ impl<'d> Outbox<'d> {
                 format!("sync stopped ({abandoned} requests abandoned in flight)")
             }
         };
-        self.messages.push(self.progress.summary(metrics, &outcome));
+        let now = self.snapshot(stopped.unwrap_or(0), 0);
+        self.messages
+            .push(self.progress.summary(metrics, now, &outcome));
         self.messages.drain(..).try_for_each(|m| out.emit(&m))?;
         out.flush()
     }

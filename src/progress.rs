@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::ack::Ack;
+use crate::concurrency::Change;
 use crate::metrics::Metrics;
 use crate::protocol::{log, Level, Message};
 
@@ -16,6 +17,9 @@ pub const LIVE_INTERVAL: Duration = Duration::from_millis(500);
 #[derive(Clone, Copy)]
 pub struct Snapshot {
     pub in_flight: usize,
+    /// The adaptive concurrency limit and why it last changed.
+    pub limit: u32,
+    pub why: Change,
     pub waiting: usize,
     pub paused_for: Option<Duration>,
 }
@@ -68,11 +72,13 @@ impl Progress {
             .map(|d| format!(", endpoint asked to wait {:.1}s more", d.as_secs_f64()))
             .unwrap_or_default();
         format!(
-            "{} acknowledged ({} delivered, {} rejected), {} requests in flight, {} records waiting, {} retries, {rate:.0} requests/s{pause}",
+            "{} acknowledged ({} delivered, {} rejected), {} requests in flight (limit {}: {}), {} records waiting, {} retries, {rate:.0} requests/s{pause}",
             self.delivered + self.rejected,
             self.delivered,
             self.rejected,
             now.in_flight,
+            now.limit,
+            now.why.as_str(),
             now.waiting,
             metrics.retries()
         )
@@ -100,7 +106,7 @@ impl Progress {
         }
     }
 
-    pub fn summary(&self, metrics: &Metrics, outcome: &str) -> Message {
+    pub fn summary(&self, metrics: &Metrics, now: Snapshot, outcome: &str) -> Message {
         let secs = self.started.elapsed().as_secs_f64();
         let mut reasons: Vec<_> = self.reasons.iter().collect();
         reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
@@ -121,6 +127,11 @@ impl Progress {
             metrics.latency_ms(0.5),
             metrics.latency_ms(0.99),
         );
+        text.push_str(&format!(
+            "; concurrency limit {} at the end ({})",
+            now.limit,
+            now.why.as_str()
+        ));
         if !top.is_empty() {
             text.push_str(&format!("; top rejection reasons: {}", top.join(", ")));
         }

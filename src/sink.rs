@@ -1,7 +1,8 @@
 //! The write loop, one stage after another:
 //!
-//! reader events → [`Backlog`] (acknowledgement window + key scheduler) → delivery (up to
-//! `concurrency` requests in flight) → settled prefix → [`Outbox`] (checkpoints) → stdout.
+//! reader events → [`Backlog`] (acknowledgement window + key scheduler) → delivery (up to the
+//! adaptive limit, at most `concurrency`, requests in flight) → settled prefix → [`Outbox`]
+//! (checkpoints) → stdout.
 //!
 //! Everything here runs on one thread; the reader thread feeds it through a bounded channel that
 //! is only read while the window has room (which is what bounds memory) and few records are
@@ -31,6 +32,7 @@ use crate::signals::{Caught, Signals};
 pub struct Sink {
     pub deliverer: Deliverer,
     pub checkpointer: Checkpointer,
+    /// The cap of the adaptive limit: sizes the backlog's window and read-ahead.
     pub concurrency: usize,
     pub batch_size: usize,
     /// How long in-flight requests may still settle after the sync was told to stop.
@@ -122,7 +124,7 @@ impl Sink {
 
 /// The write loop's state from one turn to the next. Each step of a turn is one method.
 struct Loop<'d> {
-    concurrency: usize,
+    deliverer: &'d Deliverer,
     batch_size: usize,
     grace: Duration,
     backlog: Backlog,
@@ -143,7 +145,7 @@ impl<'d> Loop<'d> {
         grace: Duration,
     ) -> Self {
         Loop {
-            concurrency,
+            deliverer,
             batch_size,
             grace,
             backlog: Backlog::new(concurrency, batch_size),
@@ -182,7 +184,7 @@ impl<'d> Loop<'d> {
         if self.stop.is_some() {
             return;
         }
-        while in_flight.len() < self.concurrency {
+        while in_flight.len() < self.deliverer.limit.current() as usize {
             let partial_ok = !self.input_open || in_flight.is_empty() || self.backlog.is_full();
             let Some(jobs) = self.backlog.take(self.batch_size, partial_ok) else {
                 break;

@@ -85,7 +85,7 @@ fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
         }
     };
     let description = format!(
-        "{}writing to {} with {} ({dialect_name} dialect), concurrency {}, batch size {}, timeout {}s, max retries {}",
+        "{}writing to {} with {} ({dialect_name} dialect), concurrency adaptive up to {}, batch size {}, timeout {}s, max retries {}",
         if args.dry_run { "dry run (nothing is sent): " } else { "" },
         crate::redact::shown_url(config.url.url().as_str()),
         config.method.as_str(),

@@ -7,6 +7,7 @@
 
 mod client;
 mod exchange;
+mod limit;
 mod notice;
 mod pacing;
 
@@ -33,6 +34,7 @@ use crate::shape::Shape;
 use crate::signals::Signals;
 use crate::signing::Signer;
 use exchange::{key_text, Exchange, Outgoing, Sender};
+use limit::Limit;
 use pacing::Pacing;
 
 /// A record's request with its place in the write loop's window.
@@ -63,6 +65,8 @@ pub struct Deliverer {
     shape: Shape,
     limits: Limits,
     pacing: Pacing,
+    /// Requests in flight at most, adapted to the endpoint's answers (`concurrency` is its cap).
+    pub limit: Limit,
     /// A dry run: the static headers as it shows them, credentials redacted.
     dry_run: Option<String>,
     notices: RefCell<Vec<Notice>>,
@@ -102,6 +106,7 @@ impl Deliverer {
                 on_client_error: config.on_client_error,
             },
             pacing: Pacing::new(config.rate_limit_per_second),
+            limit: Limit::new(config.concurrency),
             dry_run: dry_run.then_some(shown_headers),
             notices: RefCell::new(Vec::new()),
             metrics: Metrics::default(),
@@ -184,11 +189,22 @@ impl Deliverer {
             return Ok(Answer::Delivered);
         }
         let mut attempt = 0u32;
+        // First attempts and those resuming after a pause keep to the limit; a retry after a
+        // timeout or an error does not wait for room, so a sync against an endpoint that never
+        // answers gives up no later than its retries and backoffs add up to.
+        let mut keeps_to_limit = true;
         loop {
             self.pacing.wait_turn().await;
+            if keeps_to_limit {
+                self.limit.room().await;
+            }
+            let on_wire = self.limit.start();
             let started = Instant::now();
             let exchange = self.sender.attempt(&outgoing, started).await;
-            self.metrics.record_request(started.elapsed());
+            let finished = Instant::now();
+            self.metrics.record_request(finished - started);
+            self.limit
+                .finish(started, finished, on_wire, exchange.outcome);
             let decision = policy::decide(
                 exchange.outcome,
                 attempt,
@@ -202,6 +218,7 @@ impl Deliverer {
                 Decision::Reject => return Ok(Answer::Rejected(refusal(exchange))),
                 Decision::Fail(stop) => return Err(self.failure(stop, exchange, jobs, attempt)),
                 Decision::Retry { after, pause } => {
+                    keeps_to_limit = pause;
                     self.retry_later(after, pause, jobs, attempt, exchange)
                         .await
                 }
@@ -210,7 +227,7 @@ impl Deliverer {
         }
     }
 
-    /// Waits before the next attempt, pausing the whole endpoint when the answer asked for it.
+    /// Waits before the next attempt, or pauses the whole endpoint when the answer asked for it.
     async fn retry_later(
         &self,
         after: Duration,
@@ -219,9 +236,6 @@ impl Deliverer {
         attempt: u32,
         exchange: Exchange,
     ) {
-        if pause {
-            self.pacing.pause(after);
-        }
         self.metrics.record_retry();
         self.notices.borrow_mut().push(Notice::Retrying {
             label: jobs[0].request.label,
@@ -230,7 +244,13 @@ impl Deliverer {
             attempts: self.limits.max_retries + 1,
             reason: reason(&exchange),
         });
-        tokio::time::sleep(after).await;
+        // A paused endpoint's retry waits out the pause in the next attempt's turn, which
+        // spreads the release of everything the pause held.
+        if pause {
+            self.pacing.pause(after);
+        } else {
+            tokio::time::sleep(after).await;
+        }
     }
 
     /// Why the sync stops, in the words of its TRACE.
