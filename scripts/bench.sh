@@ -7,7 +7,7 @@
 #     of the HTTP client alone, with nothing of the connector around it; and the same loop with
 #     mimalloc as its allocator, as the connector has (examples/bare_reqwest_mimalloc.rs).
 #
-# usage: scripts/bench.sh [--records N] [--repeat K] [--wrk-seconds S] [--memory | --callgrind]
+# usage: scripts/bench.sh [--records N] [--repeat K] [--wrk-seconds S] [--memory | --callgrind | --remote]
 #   N (default 100000, or the N environment variable): records per row (the 10 KB rows use N/10).
 #   K (default 1): run every measurement K times and report the median of each figure.
 #   S (default 5): duration of each wrk run.
@@ -15,6 +15,10 @@
 #   --callgrind: instructions per record of the connector (per thread) and of the bare loop at
 #     concurrency 16, counted by valgrind: the same for the same code whatever else the machine
 #     does, unlike every timing here. N defaults to 20000 for this mode. Needs valgrind.
+#   --remote: only the remote-like endpoint rows (adaptive concurrency, issue #17): the receiver
+#     answers after a latency and serves K requests at once, refusing (429 + Retry-After: 1) or
+#     queueing beyond; each row prints records/s, its ratio to the ideal K / latency, the share
+#     of requests answered 429 and the endpoint's p50 latency. N defaults to 10000 here.
 #
 # Prints one table, a table of the yardsticks, then PASS/FAIL per target. Exits 0 even when a
 # target fails (exits non-zero only when a run itself fails), so it can be used to collect
@@ -28,6 +32,7 @@ repeat=1
 wrk_seconds=5
 memory=0
 callgrind=0
+remote=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --records) records=$2; shift 2 ;;
@@ -38,11 +43,16 @@ while [ $# -gt 0 ]; do
     --wrk-seconds=*) wrk_seconds=${1#*=}; shift ;;
     --memory) memory=1; shift ;;
     --callgrind) callgrind=1; shift ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --remote) remote=1; shift ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
-[ -n "$records" ] || records=$([ "$callgrind" = 1 ] && echo 20000 || echo 100000)
+if [ -z "$records" ]; then
+  records=100000
+  [ "$callgrind" = 0 ] || records=20000
+  [ "$remote" = 0 ] || records=10000
+fi
 case "$records$repeat$wrk_seconds" in
   *[!0-9]*) echo "bench.sh: --records, --repeat and --wrk-seconds take whole numbers" >&2; exit 2 ;;
 esac
@@ -62,7 +72,7 @@ command -v python3 >/dev/null || { echo "bench.sh: needs python3" >&2; exit 1; }
 [ -x /usr/bin/time ] || apt_install time
 [ -x /usr/bin/time ] || { echo "bench.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 wrk_bin=$(command -v wrk || true)
-if [ -z "$wrk_bin" ] && [ "$memory" = 0 ]; then apt_install wrk; wrk_bin=$(command -v wrk || true); fi
+if [ -z "$wrk_bin" ] && [ "$memory" = 0 ] && [ "$remote" = 0 ]; then apt_install wrk; wrk_bin=$(command -v wrk || true); fi
 [ -n "$wrk_bin" ] || [ "$memory" = 1 ] || log "wrk not found: the 'vs wrk' column will read n/a"
 
 # How busy the machine is before we start (other processes skew every figure): CPU busy %
@@ -232,6 +242,61 @@ run_wrk() { # case rep body
 }
 
 conc_of() { echo "$1" | sed -E 's/^c([0-9]+) .*/\1/'; }
+
+# --- remote-like endpoint (--remote) -------------------------------------------------------
+# One row: a receiver playing the endpoint, one connector run against it, and what each saw.
+remote_row() { # name K latency_ms receiver-mode extra-config-fields
+  local name=$1 k=$2 latency=$3 mode=$4 extra=$5 wall
+  start_receiver remote --log none --no-record --latency-ms "$latency" --capacity "$k" \
+    --beyond "$mode" --retry-after 1
+  printf '{"url":"%s"%s}\n' "$started_url" "${extra:+,$extra}" >"$work/remote.cfg"
+  log "remote row: $name"
+  /usr/bin/time -f '%e' -o "$work/time" "$bin" write --config "$work/remote.cfg" \
+    --catalog "$work/src.json" --destination_catalog "$work/dest.json" \
+    <"$work/r_remote.jsonl" >"$work/out.jsonl" 2>"$work/err" \
+    || { echo "bench.sh: the connector failed on '$name':" >&2; tail -n 5 "$work/out.jsonl" >&2; exit 1; }
+  kill "$started_pid"; wait "$started_pid" 2>/dev/null || true
+  wall=$(tail -n 1 "$work/time")
+  python3 - "$name" "$k" "$latency" "$records" "$wall" "$(tail -n 1 "$work/remote.err")" \
+    "$(tail -n 1 "$work/out.jsonl")" >>"$work/remote.tsv" <<'PY'
+import json, re, sys
+name, k, latency, n, wall, receiver, last = sys.argv[1:]
+m = re.search(r"(\d+) requests received, (\d+) refused beyond capacity, latency p50 (\d+) ms", receiver)
+if not m:
+    sys.exit(f"bench.sh: unexpected receiver exit line: {receiver}")
+requests, refused, p50 = map(int, m.groups())
+limit = re.search(r"concurrency limit (\d+) at the end \(([^)]*)\)", json.loads(last)["log"]["message"])
+rate = int(n) / float(wall)
+ideal = int(k) * 1000 / int(latency)
+print("\t".join([name, f"{rate:.0f}", f"{rate / ideal:.2f}", f"{100 * refused / requests:.1f}",
+                 str(p50), latency, limit.group(1) if limit else "?", f"{float(wall):.2f}"]))
+PY
+}
+
+if [ "$remote" = 1 ]; then
+  gen "$work/r_remote.jsonl" "$records" 0
+  : >"$work/remote.tsv"
+  for rep in $(seq 1 "$repeat"); do
+    remote_row "K 64, 50 ms, 429 beyond; default config" 64 50 refuse ""
+    remote_row "K 64, 50 ms, queue beyond; default config" 64 50 queue ""
+    remote_row "K 64, 50 ms, 429 beyond; concurrency 256" 64 50 refuse '"concurrency":256'
+    remote_row "K 512, 20 ms, queue beyond; concurrency 512" 512 20 queue '"concurrency":512'
+  done
+  python3 - "$work/remote.tsv" "$records" "$repeat" <<'PY'
+import statistics, sys
+path, n, repeat = sys.argv[1], sys.argv[2], sys.argv[3]
+rows = {}
+for line in open(path):
+    f = line.rstrip("\n").split("\t")
+    rows.setdefault(f[0], []).append(f[1:])
+print(f"\nremote-like endpoint, {int(n):,} records per row, median of {repeat}:")
+print(f"{'endpoint; connector config':<46} {'records/s':>9} {'of ideal':>8} {'429s':>6} {'p50 ms':>7} {'base':>5} {'limit':>6} {'wall s':>7}")
+for name, runs in rows.items():
+    med = [statistics.median(float(r[i]) if r[i] != "?" else 0 for r in runs) for i in range(7)]
+    print(f"{name:<46} {med[0]:>9.0f} {med[1]:>8.2f} {med[2]:>5.1f}% {med[3]:>7.0f} {med[4]:>5.0f} {med[5]:>6.0f} {med[6]:>7.2f}")
+PY
+  exit 0
+fi
 
 # --- request bodies, taken from what the connector really sends ------------------------------
 # Short runs against a recording receiver, on records whose ids are about N/2 (so bodies have

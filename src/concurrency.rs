@@ -161,15 +161,10 @@ impl Controller {
         match attempt.signal {
             Signal::Success => self.success(attempt, fresh),
             Signal::Backpressure => {
-                // The endpoint had fewer than the attempts on the wire when this one started or
-                // came back (whichever was more: arrival order on separate connections is not
-                // start order). Every refusal narrows the ceiling, even one the last cut
-                // already answered.
-                let seen = attempt
-                    .on_wire
-                    .max(attempt.on_wire_after)
-                    .saturating_sub(1)
-                    .max(1);
+                // The endpoint had fewer than the attempts on the wire when this one started
+                // (not when it came back: in a ramp that is twice as many). Every refusal
+                // narrows the ceiling, even one the last cut already answered.
+                let seen = attempt.on_wire.saturating_sub(1).max(1);
                 self.ceiling = Some(self.ceiling.map_or(seen, |c| c.min(seen)));
                 if fresh {
                     self.probe_after = (self.probe_after * 2).min(MAX_PROBE_AFTER);
