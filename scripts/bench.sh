@@ -247,6 +247,7 @@ conc_of() { echo "$1" | sed -E 's/^c([0-9]+) .*/\1/'; }
 # One row: a receiver playing the endpoint, one connector run against it, and what each saw.
 remote_row() { # name K latency_ms receiver-mode extra-config-fields
   local name=$1 k=$2 latency=$3 mode=$4 extra=$5 wall
+  rm -f "$work/remote.port"
   start_receiver remote --log none --no-record --latency-ms "$latency" --capacity "$k" \
     --beyond "$mode" --retry-after 1
   printf '{"url":"%s"%s}\n' "$started_url" "${extra:+,$extra}" >"$work/remote.cfg"

@@ -19,14 +19,15 @@
 
 use std::time::{Duration, Instant};
 
-/// The limit before anything is known: a burst this size is harmless to any endpoint.
-pub const START: u32 = 8;
+/// The limit before anything is known: a burst this size (the fixed concurrency every config
+/// had by default before) is harmless to any endpoint.
+pub const START: u32 = 16;
 /// The cut on a 429/503 (Vector's `decrease_ratio`).
 const BACKPRESSURE_CUT: f64 = 0.9;
 /// The cut on a timeout or a lost connection: the endpoint may be down or drowning.
 const TIMEOUT_CUT: f64 = 0.5;
 /// A round trip counts as queueing when it exceeds baseline × this + [`RTT_SLACK`].
-const RTT_RISE: f64 = 1.25;
+const RTT_RISE: f64 = 1.1;
 /// Rises smaller than this are not queueing worth backing off for: on loopback a round trip is
 /// a fraction of a millisecond and doubles with CPU contention alone.
 const RTT_SLACK: Duration = Duration::from_millis(3);
@@ -237,7 +238,9 @@ impl Controller {
             }
         }
         if used && !self.slow_start {
-            self.grow(1.0, Change::Healthy);
+            // √limit per round trip (as Netflix's gradient limiter allows for queueing): one a
+            // round trip would take ten seconds to win back a cut from 512 at 20 ms.
+            self.grow(self.limit.sqrt().floor(), Change::Healthy);
         }
     }
 
@@ -354,8 +357,8 @@ mod tests {
         let mut sim = Sim::new(1024);
         assert_eq!(sim.c.limit(), START);
         assert_eq!(sim.c.why(), Change::Start);
-        sim.rounds(6, u32::MAX, flat(20));
-        assert_eq!(sim.c.limit(), START << 6);
+        sim.rounds(5, u32::MAX, flat(20));
+        assert_eq!(sim.c.limit(), START << 5);
         assert_eq!(sim.c.why(), Change::Ramp);
     }
 
@@ -416,8 +419,8 @@ mod tests {
     }
 
     #[test]
-    fn grows_by_one_per_healthy_round_trip_after_the_first_cut() {
-        let mut sim = Sim::new(256);
+    fn grows_by_its_square_root_per_healthy_round_trip_after_the_first_cut() {
+        let mut sim = Sim::new(1024);
         sim.rounds(3, u32::MAX, flat(20));
         let at = sim.now;
         sim.c.observe(Attempt {
@@ -429,9 +432,12 @@ mod tests {
         });
         sim.now = at + MS;
         let cut = sim.c.limit();
-        sim.rounds(5, u32::MAX, flat(20));
-        assert_eq!(sim.c.limit(), cut + 5);
+        assert_eq!(cut, START * 8 / 2);
+        sim.round(u32::MAX, flat(20));
+        assert_eq!(sim.c.limit(), cut + 8);
         assert_eq!(sim.c.why(), Change::Healthy);
+        sim.round(u32::MAX, flat(20));
+        assert_eq!(sim.c.limit(), cut + 8 + 8);
     }
 
     #[test]
@@ -463,8 +469,8 @@ mod tests {
 
     #[test]
     fn slow_answers_among_fast_ones_are_noise_all_slow_is_queueing() {
-        let mut sim = Sim::new(256);
-        sim.rounds(4, u32::MAX, flat(20));
+        let mut sim = Sim::new(4096);
+        sim.rounds(3, u32::MAX, flat(20));
         let before = sim.c.limit();
         // A noisy machine: every other answer comes late, for several round trips.
         for _ in 0..4 {

@@ -13,7 +13,7 @@ use crate::backlog::Backlog;
 use crate::checkpoint::Checkpointer;
 use crate::delivery::{Deliverer, Notice};
 use crate::output::{Closed, Output};
-use crate::progress::{LiveLine, Progress, Snapshot};
+use crate::progress::{LimitTrace, LiveLine, Progress, Snapshot};
 use crate::protocol::{log, Level, Message};
 
 /// How long a message may wait in the stdout buffer while requests are in flight.
@@ -86,6 +86,11 @@ impl<'d> Outbox<'d> {
         let now = self.snapshot(in_flight, waiting);
         let line = self.progress.tick(&self.deliverer.metrics, now);
         self.messages.push(line);
+    }
+
+    /// One sample of the limit trace.
+    pub fn trace(&self, trace: &mut LimitTrace, in_flight: usize, waiting: usize) {
+        trace.sample(&self.progress, self.snapshot(in_flight, waiting));
     }
 
     /// The live line on a terminal's stderr.

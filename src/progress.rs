@@ -169,3 +169,44 @@ impl Drop for LiveLine {
         }
     }
 }
+
+/// How often [`LimitTrace`] samples.
+pub const TRACE_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The concurrency limit over a run, one tab-separated line per [`TRACE_INTERVAL`] (milliseconds
+/// since the start, limit, requests in flight, records acknowledged, why the limit last changed)
+/// to the file named by `DESTINATION_WEBHOOK_LIMIT_TRACE`: what `scripts/bench.sh --remote`
+/// draws. Off unless that variable is set.
+pub struct LimitTrace {
+    out: std::io::BufWriter<std::fs::File>,
+    started: Instant,
+}
+
+impl LimitTrace {
+    pub const VAR: &'static str = "DESTINATION_WEBHOOK_LIMIT_TRACE";
+
+    /// The trace the environment asks for; one that cannot be written is no reason to stop a
+    /// sync, so it is left off.
+    pub fn from_env() -> Option<Self> {
+        let path = std::env::var_os(Self::VAR)?;
+        let file = std::fs::File::create(path).ok()?;
+        Some(LimitTrace {
+            out: std::io::BufWriter::new(file),
+            started: Instant::now(),
+        })
+    }
+
+    pub fn sample(&mut self, progress: &Progress, now: Snapshot) {
+        use std::io::Write;
+        // Best effort, like opening it.
+        let _ = writeln!(
+            self.out,
+            "{}\t{}\t{}\t{}\t{}",
+            self.started.elapsed().as_millis(),
+            now.limit,
+            now.in_flight,
+            progress.delivered + progress.rejected,
+            now.why.as_str()
+        );
+    }
+}

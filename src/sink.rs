@@ -25,7 +25,7 @@ use crate::failure::Failure;
 use crate::ordering::Group;
 use crate::outbox::Outbox;
 use crate::output::{Closed, Output};
-use crate::progress::{LiveLine, Progress, INTERVAL, LIVE_INTERVAL};
+use crate::progress::{LimitTrace, LiveLine, Progress, INTERVAL, LIVE_INTERVAL, TRACE_INTERVAL};
 use crate::protocol::{FailureType, Fatal};
 use crate::signals::{Caught, Signals};
 
@@ -81,6 +81,8 @@ impl Sink {
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
         let live = LiveLine::for_stderr();
         let mut live_ticker = tokio::time::interval(LIVE_INTERVAL);
+        let mut trace = LimitTrace::from_env();
+        let mut trace_ticker = tokio::time::interval(TRACE_INTERVAL);
 
         loop {
             turn.heed(signals);
@@ -112,6 +114,11 @@ impl Sink {
                 _ = ticker.tick() => turn.outbox.report(in_flight.len(), turn.backlog.len()),
                 _ = live_ticker.tick(), if live.is_shown() => {
                     turn.outbox.redraw(&live, in_flight.len(), turn.backlog.len())
+                }
+                _ = trace_ticker.tick(), if trace.is_some() => {
+                    if let Some(trace) = trace.as_mut() {
+                        turn.outbox.trace(trace, in_flight.len(), turn.backlog.len());
+                    }
                 }
                 // Only wakes the loop: the flush at its top sees the timer due.
                 _ = &mut turn.outbox.flush_timer, if out.is_dirty() => {}

@@ -96,7 +96,7 @@ pub struct Config {
     /// Concurrency
     ///
     /// Requests in flight at most. Within it the connector finds the endpoint's capacity by
-    /// itself: it starts at 8, grows while answers are fast, and backs off on 429/503, timeouts
+    /// itself: it starts at 16, grows while answers are fast, and backs off on 429/503, timeouts
     /// and rising latency. Records sharing a key are still delivered one after another, in input
     /// order.
     #[serde(default = "default_concurrency")]
