@@ -7,7 +7,7 @@
 #     of the HTTP client alone, with nothing of the connector around it; and the same loop with
 #     mimalloc as its allocator, as the connector has (examples/bare_reqwest_mimalloc.rs).
 #
-# usage: scripts/bench.sh [--records N] [--repeat K] [--wrk-seconds S] [--memory | --callgrind | --remote]
+# usage: scripts/bench.sh [--records N] [--repeat K] [--wrk-seconds S] [--memory | --callgrind | --remote [--svg DIR]]
 #   N (default 100000, or the N environment variable): records per row (the 10 KB rows use N/10).
 #   K (default 1): run every measurement K times and report the median of each figure.
 #   S (default 5): duration of each wrk run.
@@ -18,7 +18,9 @@
 #   --remote: only the remote-like endpoint rows (adaptive concurrency, issue #17): the receiver
 #     answers after a latency and serves K requests at once, refusing (429 + Retry-After: 1) or
 #     queueing beyond; each row prints records/s, its ratio to the ideal K / latency, the share
-#     of requests answered 429 and the endpoint's p50 latency. N defaults to 10000 here.
+#     of requests answered 429 and the endpoint's p50 latency. N defaults to 10000 here. With
+#     --svg DIR, also one SVG per row in DIR: the limit, requests in flight and records/s over
+#     the run (from the connector's DESTINATION_WEBHOOK_LIMIT_TRACE), of the last repeat.
 #
 # Prints one table, a table of the yardsticks, then PASS/FAIL per target. Exits 0 even when a
 # target fails (exits non-zero only when a run itself fails), so it can be used to collect
@@ -33,6 +35,7 @@ wrk_seconds=5
 memory=0
 callgrind=0
 remote=0
+svg_dir=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --records) records=$2; shift 2 ;;
@@ -44,7 +47,9 @@ while [ $# -gt 0 ]; do
     --memory) memory=1; shift ;;
     --callgrind) callgrind=1; shift ;;
     --remote) remote=1; shift ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --svg) svg_dir=$2; shift 2 ;;
+    --svg=*) svg_dir=${1#*=}; shift ;;
+    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -252,12 +257,14 @@ remote_row() { # name K latency_ms receiver-mode extra-config-fields
     --beyond "$mode" --retry-after 1
   printf '{"url":"%s"%s}\n' "$started_url" "${extra:+,$extra}" >"$work/remote.cfg"
   log "remote row: $name"
-  /usr/bin/time -f '%e' -o "$work/time" "$bin" write --config "$work/remote.cfg" \
+  DESTINATION_WEBHOOK_LIMIT_TRACE=$work/trace.tsv /usr/bin/time -f '%e' -o "$work/time" "$bin" write --config "$work/remote.cfg" \
     --catalog "$work/src.json" --destination_catalog "$work/dest.json" \
     <"$work/r_remote.jsonl" >"$work/out.jsonl" 2>"$work/err" \
     || { echo "bench.sh: the connector failed on '$name':" >&2; tail -n 5 "$work/out.jsonl" >&2; exit 1; }
   kill "$started_pid"; wait "$started_pid" 2>/dev/null || true
   wall=$(tail -n 1 "$work/time")
+  [ -z "$svg_dir" ] || python3 "$work/svg.py" "$work/trace.tsv" "$name" "$k" "$latency" \
+    "$svg_dir/$(echo "$name" | tr -c 'A-Za-z0-9\n' '-' | tr -s '-' | sed 's/-$//').svg"
   python3 - "$name" "$k" "$latency" "$records" "$wall" "$(tail -n 1 "$work/remote.err")" \
     "$(tail -n 1 "$work/out.jsonl")" >>"$work/remote.tsv" <<'PY'
 import json, re, sys
@@ -274,7 +281,53 @@ print("\t".join([name, f"{rate:.0f}", f"{rate / ideal:.2f}", f"{100 * refused / 
 PY
 }
 
+# svg.py TRACE TITLE K LATENCY OUT: the trace drawn as two panels sharing the time axis.
+cat >"$work/svg.py" <<'PY'
+import sys
+trace, title, k, latency, out = sys.argv[1:]
+rows = [l.rstrip("\n").split("\t") for l in open(trace) if l.strip()]
+t = [int(r[0]) / 1000 for r in rows]
+limit = [int(r[1]) for r in rows]
+flight = [int(r[2]) for r in rows]
+acked = [int(r[3]) for r in rows]
+# records/s over the last 250 ms (5 samples), so one sample's jitter does not dominate
+rate = [0.0] + [(acked[i] - acked[max(0, i - 5)]) / max(t[i] - t[max(0, i - 5)], 1e-3)
+                for i in range(1, len(t))]
+ideal = int(k) * 1000 / int(latency)
+W, H, L, R, T, GAP = 760, 420, 60, 20, 40, 40
+ph = (H - T - GAP - 30) / 2
+tmax = max(t[-1], 1e-3)
+def panel(y0, series, ymax, label, ref=None):
+    out = [f'<text x="{L}" y="{y0 - 6}" font-size="12">{label}</text>',
+           f'<rect x="{L}" y="{y0}" width="{W - L - R}" height="{ph}" fill="none" stroke="#999"/>']
+    for frac in (0, 0.5, 1):
+        y = y0 + ph * (1 - frac)
+        out.append(f'<text x="{L - 6}" y="{y + 4}" font-size="10" text-anchor="end">{ymax * frac:.0f}</text>')
+    if ref is not None:
+        y = y0 + ph * (1 - ref / ymax)
+        out.append(f'<line x1="{L}" y1="{y:.1f}" x2="{W - R}" y2="{y:.1f}" stroke="#999" stroke-dasharray="4 3"/>')
+    for values, colour in series:
+        pts = " ".join(f"{L + (W - L - R) * x / tmax:.1f},{y0 + ph * (1 - min(v, ymax) / ymax):.1f}"
+                       for x, v in zip(t, values))
+        out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
+    return out
+top = max(max(limit), max(flight), int(k)) * 1.15
+svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif">',
+       '<rect width="100%" height="100%" fill="white"/>',
+       f'<text x="{L}" y="18" font-size="14" font-weight="bold">{title}</text>']
+svg += panel(T + 10, [(limit, "#d62728"), (flight, "#1f77b4")], top,
+             "concurrency limit (red), requests in flight (blue); dashed: the endpoint's K", int(k))
+svg += panel(T + 10 + ph + GAP, [(rate, "#2ca02c")], max(max(rate), ideal) * 1.15,
+             "records/s acknowledged; dashed: ideal K / latency", ideal)
+for frac in (0, 0.25, 0.5, 0.75, 1):
+    x = L + (W - L - R) * frac
+    svg.append(f'<text x="{x:.1f}" y="{H - 8}" font-size="10" text-anchor="middle">{tmax * frac:.1f} s</text>')
+svg.append("</svg>")
+open(out, "w").write("\n".join(svg) + "\n")
+PY
+
 if [ "$remote" = 1 ]; then
+  [ -z "$svg_dir" ] || mkdir -p "$svg_dir"
   gen "$work/r_remote.jsonl" "$records" 0
   : >"$work/remote.tsv"
   for rep in $(seq 1 "$repeat"); do
