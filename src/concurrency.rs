@@ -26,11 +26,14 @@ pub const START: u32 = 16;
 const BACKPRESSURE_CUT: f64 = 0.9;
 /// The cut on a timeout or a lost connection: the endpoint may be down or drowning.
 const TIMEOUT_CUT: f64 = 0.5;
-/// A round trip counts as queueing when it exceeds baseline × this + [`RTT_SLACK`].
+/// A round trip counts as queueing when it exceeds baseline × this + [`RTT_SLACK`], and the
+/// baseline by [`RTT_MIN_RISE`] at least.
 const RTT_RISE: f64 = 1.1;
-/// Rises smaller than this are not queueing worth backing off for: on loopback a round trip is
-/// a fraction of a millisecond and doubles with CPU contention alone.
 const RTT_SLACK: Duration = Duration::from_millis(3);
+/// Rises smaller than this are not queueing worth backing off for: on loopback a round trip is
+/// a fraction of a millisecond and grows to several with CPU contention alone (a 3 ms margin let
+/// a busy 2-core machine cut the limit of a loopback sync to 1).
+const RTT_MIN_RISE: Duration = Duration::from_millis(10);
 /// Consecutive windows whose fastest answer queued before a cut: one slow window is noise.
 const QUEUED_WINDOWS: u32 = 2;
 /// A gradient cut removes at most this share of the limit at once.
@@ -252,7 +255,7 @@ impl Controller {
 
     fn is_queueing(&self, rtt: Duration) -> bool {
         self.baseline
-            .is_some_and(|b| rtt > b.mul_f64(RTT_RISE) + RTT_SLACK)
+            .is_some_and(|b| rtt > (b.mul_f64(RTT_RISE) + RTT_SLACK).max(b + RTT_MIN_RISE))
     }
 
     fn grow(&mut self, by: f64, why: Change) {
@@ -411,11 +414,17 @@ mod tests {
         // 64 workers of 50 ms; more requests wait in a queue, so the round trip grows.
         let queue = |n: u32| MS * (50 * n.max(64) / 64);
         let mut sim = Sim::new(256);
-        sim.rounds(100, u32::MAX, queue);
-        let limit = sim.c.limit();
-        assert!((56..=88).contains(&limit), "{limit}");
-        // Its answers are at most 1.4 × as slow as when nothing queues.
-        assert!(queue(limit) <= MS * 70);
+        sim.rounds(50, u32::MAX, queue);
+        let mut took = Vec::new();
+        for _ in 0..100 {
+            took.push(queue(sim.c.limit()));
+            sim.round(u32::MAX, queue);
+        }
+        took.sort();
+        // The endpoint is kept busy (64 or more in flight) and its median answer is at most
+        // 1.3 × as slow as when nothing queues.
+        assert!(took[0] >= MS * 50, "{:?}", took[0]);
+        assert!(took[50] <= MS * 65, "{:?}", took[50]);
     }
 
     #[test]

@@ -509,6 +509,5 @@ fn a_remote_endpoint_queues_beyond_its_capacity() {
     assert_eq!(receiver.refused_count(), 0);
     // One at a time: the second waited for the first's whole latency, then had its own.
     assert!(took >= Duration::from_millis(2000), "{took:?}");
-    assert!(receiver.latency_ms(1.0).unwrap() >= 2000);
     assert!(receiver.latency_ms(0.0).unwrap() >= 1000);
 }
