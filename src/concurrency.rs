@@ -44,6 +44,8 @@ const BASELINE_DRIFT: f64 = 0.005;
 /// Calm windows (round trips) before the limit probes above a remembered ceiling; doubles after
 /// each refusal, up to [`MAX_PROBE_AFTER`].
 const PROBE_AFTER: u32 = 256;
+/// The limit stays a 1/32 (at least one) below a remembered ceiling.
+const CEILING_MARGIN: u32 = 32;
 const MAX_PROBE_AFTER: u32 = 8192;
 
 /// What one attempt came to, as far as the limit cares.
@@ -278,8 +280,12 @@ impl Controller {
         self.why = why;
     }
 
+    /// Between 1 and the cap, and a margin below a remembered ceiling: the count on the wire
+    /// overstates the endpoint's own by the answers not yet read, and being one over costs a
+    /// `Retry-After` pause (measured: a ceiling of 65 against K 64 paid a second one).
     fn clamp(&mut self) {
-        let top = self.ceiling.map_or(self.cap, |c| c.min(self.cap));
+        let below = |c: u32| c.saturating_sub((c / CEILING_MARGIN).max(1)).max(1);
+        let top = self.ceiling.map_or(self.cap, |c| below(c).min(self.cap));
         self.limit = self.limit.clamp(1.0, f64::from(top));
     }
 }
@@ -402,11 +408,11 @@ mod tests {
         let mut sim = Sim::new(256);
         sim.rounds(4, u32::MAX, flat(50));
         let before = sim.c.limit();
-        sim.round(before / 2, flat(50));
-        assert_eq!(
-            sim.c.limit(),
-            ((before as f64 * BACKPRESSURE_CUT) as u32).min(before / 2)
-        );
+        assert_eq!(before, 256);
+        sim.round(128, flat(50));
+        // Cut once (230 = 256 × 0.9), and below the 128 that were on the wire at the first
+        // refusal, by the margin (128 / 32).
+        assert_eq!(sim.c.limit(), 124);
     }
 
     #[test]
