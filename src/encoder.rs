@@ -1,6 +1,7 @@
 //! Records into payloads, on the reader thread: the envelope written as JSON into an arena, or
 //! for GET flattened into the endpoint's query (and refused when that URL would be too long).
-//! Which of the two is the [`Shape`]'s decision, made once.
+//! Which of the two is the [`Shape`]'s decision, made once. A configured body template
+//! replaces the envelope with its rendering; without one nothing of it is touched.
 
 use bytes::{Bytes, BytesMut};
 use reqwest::header::HeaderValue;
@@ -10,6 +11,7 @@ use crate::envelope::{Envelope, WriteJson};
 use crate::flatten::{self, FlattenError};
 use crate::rejection::Rejection;
 use crate::shape::{Payload, Shape};
+use crate::template::{BodyTemplate, Facts};
 
 /// URLs longer than this are refused by many servers or silently truncated.
 pub const MAX_GET_URL: usize = 16 * 1024;
@@ -27,13 +29,15 @@ pub struct Encoder {
     shape: Shape,
     /// The endpoint a GET's query is appended to.
     url: Url,
+    /// The body template, compiled at start-up; `None` sends the envelope.
+    template: Option<BodyTemplate>,
     arena: BytesMut,
 }
 
 impl Encoder {
     /// A trailing `&` of the endpoint's own query is dropped: the parameters are joined to it
     /// with one.
-    pub fn new(shape: Shape, mut url: Url) -> Self {
+    pub fn new(shape: Shape, mut url: Url, template: Option<BodyTemplate>) -> Self {
         if let Some(own) = url.query().filter(|q| q.ends_with('&')) {
             let own = own.trim_end_matches('&').to_string();
             url.set_query(Some(&own));
@@ -41,6 +45,7 @@ impl Encoder {
         Encoder {
             shape,
             url,
+            template,
             arena: BytesMut::with_capacity(ARENA_BLOCK),
         }
     }
@@ -67,20 +72,27 @@ impl Encoder {
         }
     }
 
-    /// The envelope as JSON, or for GET the endpoint with its query; `Err` when a GET record
-    /// cannot be flattened or its URL would be over the limit. `payload_size`: about how long
-    /// the payload's JSON is (the record's data is an upper bound); `flatten_payload`: the
-    /// payload's GET parameters, which only GET needs.
+    /// The envelope as JSON (or the body template's rendering), or for GET the endpoint with
+    /// its query; `Err` when a GET record cannot be flattened or its URL would be over the
+    /// limit, or the template cannot be rendered for it. `payload_size`: about how long the
+    /// payload's JSON is (the record's data is an upper bound); `facts`: what a template sees
+    /// besides the record; `flatten_payload`: the payload's GET parameters, which only GET
+    /// needs.
     pub fn encode<P: WriteJson>(
         &mut self,
         envelope: Envelope<'_, P>,
         payload_size: usize,
+        facts: &Facts<'_>,
         flatten_payload: impl FnOnce(&mut Vec<(String, String)>) -> Result<(), FlattenError>,
     ) -> Result<Payload, Rejection> {
         if let Shape::Json { .. } = self.shape {
             self.room(payload_size + ENVELOPE_ROOM);
             envelope.write_json(&mut self.arena);
-            return Ok(Payload::Json(self.arena.split().freeze()));
+            let body = self.arena.split().freeze();
+            return match &self.template {
+                None => Ok(Payload::Json(body)),
+                Some(template) => render(template, &envelope.payload, &body, facts),
+            };
         }
         let mut pairs = Vec::new();
         flatten_payload(&mut pairs).map_err(Rejection::NotFlattenable)?;
@@ -103,12 +115,42 @@ impl Encoder {
     }
 }
 
+/// The template's body for a record whose envelope is `envelope` (JSON text).
+fn render(
+    template: &BodyTemplate,
+    payload: &impl WriteJson,
+    envelope: &[u8],
+    facts: &Facts<'_>,
+) -> Result<Payload, Rejection> {
+    let mut record = Vec::with_capacity(envelope.len());
+    payload.write_json(&mut record);
+    let text = String::from_utf8_lossy;
+    template
+        .render(&text(&record), &text(envelope), facts)
+        .map(|body| Payload::Json(Bytes::from(body)))
+        .map_err(Rejection::Template)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    static KEY: HeaderValue = HeaderValue::from_static("k");
+
+    fn facts() -> Facts<'static> {
+        Facts {
+            op: "",
+            stream: "s",
+            namespace: None,
+            row_num: None,
+            message_id: 1,
+            sync_mode: "append",
+            idempotency_key: &KEY,
+        }
+    }
+
     fn get_url(endpoint: &str) -> String {
-        let mut encoder = Encoder::new(Shape::Query, Url::parse(endpoint).unwrap());
+        let mut encoder = Encoder::new(Shape::Query, Url::parse(endpoint).unwrap(), None);
         let envelope = Envelope {
             message_id: 1,
             sync_mode: "append",
@@ -119,7 +161,7 @@ mod tests {
             out.push(("a".into(), "b".into()));
             Ok(())
         };
-        match encoder.encode(envelope, 9, flatten) {
+        match encoder.encode(envelope, 9, &facts(), flatten) {
             Ok(Payload::Query(url)) => url.to_string(),
             _ => panic!("not a GET URL"),
         }
@@ -143,7 +185,7 @@ mod tests {
 
     #[test]
     fn a_get_url_over_the_limit_is_refused() {
-        let mut encoder = Encoder::new(Shape::Query, Url::parse("http://h/x").unwrap());
+        let mut encoder = Encoder::new(Shape::Query, Url::parse("http://h/x").unwrap(), None);
         let long = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_GET_URL));
         let envelope = Envelope {
             message_id: 1,
@@ -155,7 +197,7 @@ mod tests {
             out.push(("a".into(), "x".repeat(MAX_GET_URL)));
             Ok(())
         };
-        let refused = encoder.encode(envelope, long.len(), flatten);
+        let refused = encoder.encode(envelope, long.len(), &facts(), flatten);
         assert!(matches!(refused, Err(Rejection::UrlTooLong { .. })));
     }
 }

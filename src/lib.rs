@@ -46,6 +46,7 @@ pub mod signals;
 pub mod signing;
 pub mod sink;
 pub mod spec;
+pub mod template;
 pub mod tls;
 pub mod validate;
 pub mod write;

@@ -22,6 +22,10 @@ pub enum Rejection {
     NotFlattenable(crate::flatten::FlattenError),
     #[error("the GET URL would be {length} bytes, over the {limit}-byte limit; use POST for records this large")]
     UrlTooLong { length: usize, limit: usize },
+    /// A request template could not be rendered for it (a missing field, a body that is not
+    /// JSON): it is never sent half-rendered.
+    #[error("{0}")]
+    Template(crate::template::RenderError),
     /// The endpoint refused it with a non-retryable answer (`on_client_error: reject`).
     #[error("the endpoint answered HTTP {status}: {excerpt}")]
     Refused { status: u16, excerpt: String },
@@ -38,6 +42,7 @@ impl Rejection {
             Rejection::AmbiguousStream(_) => "ambiguous_stream",
             Rejection::NotFlattenable(e) => e.code(),
             Rejection::UrlTooLong { .. } => "url_too_long",
+            Rejection::Template(e) => e.code(),
             Rejection::Refused { status, .. } => return Cow::Owned(status.to_string()),
         })
     }

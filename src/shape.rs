@@ -8,15 +8,20 @@ use bytes::Bytes;
 use reqwest::header::HeaderValue;
 use url::Url;
 
-use crate::config::{Compression, Config, Method};
+use crate::config::{Compression, Config, ContentType, Method};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
     /// GET: the envelope flattened into the URL's query; one record per request, no body.
     Query,
-    /// POST/PUT/PATCH: the envelope as the JSON body; `batched` sends an array (even of one),
-    /// `gzip` compresses it.
-    Json { batched: bool, gzip: bool },
+    /// POST/PUT/PATCH: the envelope (or the body template's text) as the body; `batched` sends
+    /// an array (even of one), `gzip` compresses it, `content_type` is what the body is
+    /// (JSON unless a body template says otherwise).
+    Json {
+        batched: bool,
+        gzip: bool,
+        content_type: ContentType,
+    },
 }
 
 /// One record as it is sent.
@@ -60,6 +65,7 @@ impl Shape {
             _ => Shape::Json {
                 batched: config.batch_size > 1,
                 gzip: config.compression == Compression::Gzip,
+                content_type: config.body_template().map_or(ContentType::Json, |r| r.1),
             },
         }
     }
@@ -74,7 +80,12 @@ impl Shape {
 
     /// The Content-Type every request says, if it has a body.
     pub fn content_type(self) -> Option<HeaderValue> {
-        matches!(self, Shape::Json { .. }).then(|| HeaderValue::from_static("application/json"))
+        match self {
+            Shape::Json { content_type, .. } => {
+                Some(HeaderValue::from_static(content_type.as_str()))
+            }
+            Shape::Query => None,
+        }
     }
 
     /// The Content-Encoding every request says, if its body is compressed.
@@ -167,6 +178,7 @@ mod tests {
         let single = Shape::Json {
             batched: false,
             gzip: false,
+            content_type: ContentType::Json,
         };
         let content = single.content([json(r#"{"a":1}"#)].iter());
         assert_eq!(&content.body[..], br#"{"a":1}"#);
@@ -174,6 +186,7 @@ mod tests {
         let batched = Shape::Json {
             batched: true,
             gzip: false,
+            content_type: ContentType::Json,
         };
         let content = batched.content([json("1")].iter());
         assert_eq!(&content.body[..], b"[1]");
@@ -186,6 +199,7 @@ mod tests {
         let shape = Shape::Json {
             batched: false,
             gzip: true,
+            content_type: ContentType::Json,
         };
         let content = shape.content([json(r#"{"a":1}"#)].iter());
         assert_eq!(&content.signed[..], br#"{"a":1}"#);

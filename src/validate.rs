@@ -65,6 +65,7 @@ pub fn load_config(raw: &Value) -> Result<Config, ConfigError> {
             .and_then(|p| p.parsed().err())
             .map(|e| e.to_string()),
     );
+    problems.extend(request_problems(&config));
     problems.extend(
         crate::tls::client_config(config.tls.as_ref())
             .err()
@@ -75,6 +76,37 @@ pub fn load_config(raw: &Value) -> Result<Config, ConfigError> {
     } else {
         Err(ConfigError(problems))
     }
+}
+
+/// What is wrong with `request`: a body template that does not compile (with its line and
+/// column), or one the method or batching cannot carry.
+fn request_problems(config: &Config) -> Vec<String> {
+    use crate::config::{ContentType, Method};
+    let Some(request) = &config.request else {
+        return Vec::new();
+    };
+    let Some(body) = &request.body else {
+        return match request.content_type {
+            ContentType::Json => Vec::new(),
+            _ => vec!["request.content_type: needs request.body (the envelope is JSON)".into()],
+        };
+    };
+    let mut problems = Vec::new();
+    if config.method == Method::Get {
+        problems.push("request.body: GET sends no body; use POST, PUT or PATCH".into());
+    }
+    if config.batch_size > 1 && request.content_type != ContentType::Json {
+        problems.push(format!(
+            "request.content_type: batch_size {} sends a JSON array of bodies; only application/json can be batched",
+            config.batch_size
+        ));
+    }
+    problems.extend(
+        crate::template::BodyTemplate::compile(body, request.content_type)
+            .err()
+            .map(|e| e.to_string()),
+    );
+    problems
 }
 
 fn describe(error: &jsonschema::ValidationError) -> String {

@@ -17,6 +17,7 @@ use crate::protocol::{log, FailureType, Fatal, Level};
 use crate::shape::Shape;
 use crate::signals::Signals;
 use crate::sink::{Ending, Sink};
+use crate::template::BodyTemplate;
 use crate::{files, reader, resume, validate};
 
 #[derive(Debug, clap::Args)]
@@ -52,7 +53,12 @@ fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
     let config = validate::load_config(&raw).map_err(Fatal::config)?;
     crate::redact::register(config.secrets());
     let catalog = files::read_json(&args.catalog, "catalog").map_err(Fatal::config)?;
-    let encoder = Encoder::new(Shape::of(&config), config.url.url().clone());
+    let template = config
+        .body_template()
+        .map(|(body, content_type)| BodyTemplate::compile(body, content_type))
+        .transpose()
+        .map_err(|e| Fatal::config(e.to_string()))?;
+    let encoder = Encoder::new(Shape::of(&config), config.url.url().clone(), template);
     let (dialect, checkpointer, dialect_name) = match &args.destination_catalog {
         Some(path) => {
             let destination =

@@ -31,6 +31,7 @@ impl fmt::Debug for Config {
             .field("compression", &self.compression)
             .field("tls", &self.tls.as_ref().map(|_| Redacted(())))
             .field("proxy", &self.proxy.as_ref().map(|p| &p.url))
+            .field("request", &self.request)
             .finish_non_exhaustive()
     }
 }

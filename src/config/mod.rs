@@ -149,11 +149,19 @@ pub struct Config {
     #[schemars(extend("order" = 15))]
     pub proxy: Option<ProxyConfig>,
 
+    /// Request template
+    ///
+    /// A body of the receiver's own shape instead of the envelope, written in Jinja
+    /// (minijinja). Unset = the envelope, byte for byte as without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("order" = 16))]
+    pub request: Option<RequestTemplate>,
+
     /// Run-time arguments
     ///
     /// Injected by Valmi's engine; not set by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("order" = 16))]
+    #[schemars(extend("order" = 17))]
     pub run_time_args: Option<RunTimeArgs>,
 }
 
@@ -288,6 +296,46 @@ pub enum Compression {
     #[default]
     None,
     Gzip,
+}
+
+/// The request's body as a template, and the media type it is written in.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct RequestTemplate {
+    /// Body template
+    ///
+    /// Jinja text rendered per record with record, op, stream, namespace, row_num,
+    /// message_id, sync_mode, idempotency_key and envelope. A variable the record lacks rejects
+    /// the record (use default(...) to allow it); in a JSON body inserted strings are escaped
+    /// as JSON string contents. Unset = the envelope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Content type
+    ///
+    /// What the rendered body is and the Content-Type it is sent with. A JSON body must render
+    /// to valid JSON, else the record is rejected.
+    #[serde(default)]
+    pub content_type: ContentType,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum ContentType {
+    #[default]
+    #[serde(rename = "application/json")]
+    Json,
+    #[serde(rename = "application/x-www-form-urlencoded")]
+    Form,
+    #[serde(rename = "text/plain")]
+    Text,
+}
+
+impl ContentType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentType::Json => "application/json",
+            ContentType::Form => "application/x-www-form-urlencoded",
+            ContentType::Text => "text/plain",
+        }
+    }
 }
 
 /// An HMAC-SHA256 signature header in a receiver's own convention.

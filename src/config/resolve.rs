@@ -14,6 +14,12 @@ const DEFAULT_CHUNK_SIZE: u64 = 300;
 const DEFAULT_RECORDS_PER_METRIC: u64 = 10;
 
 impl Config {
+    /// The body template and what it is written in, when one is configured.
+    pub fn body_template(&self) -> Option<(&str, super::ContentType)> {
+        let request = self.request.as_ref()?;
+        Some((request.body.as_deref()?, request.content_type))
+    }
+
     fn run_time_args(&self) -> Option<&RunTimeArgs> {
         self.run_time_args.as_ref()
     }

@@ -16,6 +16,7 @@ use crate::flatten;
 use crate::idempotency;
 use crate::protocol::{InputRecord, RawObject};
 use crate::rejection::Rejection;
+use crate::template::Facts;
 
 struct Stream {
     label: Arc<str>,
@@ -251,15 +252,6 @@ fn request(
     };
     let primary_key = primary_key_text(fields, &stream.primary_key)
         .map_err(|e| Rejection::InvalidData(e.into()))?;
-    let envelope = Envelope {
-        message_id: label.message_id,
-        sync_mode: &stream.sync_mode,
-        stream: Some(&stream.label),
-        payload: record.data,
-    };
-    let payload = encoder.encode(envelope, record.data.get().len(), |out| {
-        flatten::flatten_fields("", fields.0.iter().cloned(), 1, out)
-    })?;
     let order_key = match &primary_key {
         Some(pk) => Some(hash_key((id, pk))),
         None if stream.serialize_all => Some(hash_key(id)),
@@ -275,9 +267,28 @@ fn request(
         record.data.get().as_bytes(),
         occurrence,
     );
+    let idempotency_key = encoder.key_header(idempotency_key);
+    let facts = Facts {
+        op: &stream.sync_mode,
+        stream: &record.stream,
+        namespace: record.namespace.as_deref(),
+        row_num: None,
+        message_id: label.message_id,
+        sync_mode: &stream.sync_mode,
+        idempotency_key: &idempotency_key,
+    };
+    let envelope = Envelope {
+        message_id: label.message_id,
+        sync_mode: &stream.sync_mode,
+        stream: Some(&stream.label),
+        payload: record.data,
+    };
+    let payload = encoder.encode(envelope, record.data.get().len(), &facts, |out| {
+        flatten::flatten_fields("", fields.0.iter().cloned(), 1, out)
+    })?;
     let request = Request {
         payload,
-        idempotency_key: encoder.key_header(idempotency_key),
+        idempotency_key,
         label,
     };
     Ok((request, order_key))

@@ -16,6 +16,7 @@ use crate::idempotency::{self, RunScope, ValmiRow};
 use crate::protocol::{InputRecord, RawObject, Text};
 use crate::rejection::Rejection;
 use crate::shape::Payload;
+use crate::template::Facts;
 
 pub struct Valmi {
     encoder: Encoder,
@@ -182,10 +183,6 @@ impl Valmi {
         if order == Some(RowPlace::AlreadyDelivered) {
             return Event::AlreadyDelivered;
         }
-        let payload = match self.body(fields, valmi_meta_raw, record, message_id) {
-            Ok(body) => body,
-            Err(reason) => return meta.refused(reason),
-        };
         let order_key = match &self.id_key {
             Some(key) => Some(hash_key(fields.get(key).map(|v| v.get()))),
             None if self.serialize_all => Some(0),
@@ -199,41 +196,62 @@ impl Valmi {
                 out_of_order: (order == Some(RowPlace::NotRising)).then_some(message_id),
             },
         );
+        let idempotency_key = self.encoder.key_header(idempotency_key);
+        let facts = Facts {
+            op: &meta.op,
+            stream: &meta.stream,
+            namespace: None,
+            row_num: meta.label.row_num,
+            message_id,
+            sync_mode: &self.sync_mode,
+            idempotency_key: &idempotency_key,
+        };
+        let payload = match body(
+            &mut self.encoder,
+            &self.mapping,
+            fields,
+            valmi_meta_raw,
+            record,
+            &facts,
+        ) {
+            Ok(body) => body,
+            Err(reason) => return meta.refused(reason),
+        };
         let request = Request {
             payload,
-            idempotency_key: self.encoder.key_header(idempotency_key),
+            idempotency_key,
             label: meta.label,
         };
         meta.send(request, order_key)
     }
+}
 
-    /// The payload (`_valmi_meta` first, then the mapped fields in mapping order) in its
-    /// envelope.
-    fn body(
-        &mut self,
-        fields: &RawObject<'_>,
-        valmi_meta: &RawValue,
-        record: &InputRecord,
-        message_id: u64,
-    ) -> Result<Payload, Rejection> {
-        let mut payload = RawFields(Vec::with_capacity(self.mapping.len() + 1));
-        payload.set(r#""_valmi_meta""#, valmi_meta);
-        for (source, sink) in &self.mapping {
-            if let Some(value) = fields.get(source) {
-                payload.set(sink, value);
-            }
+/// The payload (`_valmi_meta` first, then the mapped fields in mapping order) in its envelope
+/// (or the body template's rendering).
+fn body(
+    encoder: &mut Encoder,
+    mapping: &[(String, String)],
+    fields: &RawObject<'_>,
+    valmi_meta: &RawValue,
+    record: &InputRecord,
+    facts: &Facts<'_>,
+) -> Result<Payload, Rejection> {
+    let mut payload = RawFields(Vec::with_capacity(mapping.len() + 1));
+    payload.set(r#""_valmi_meta""#, valmi_meta);
+    for (source, sink) in mapping {
+        if let Some(value) = fields.get(source) {
+            payload.set(sink, value);
         }
-        let envelope = Envelope {
-            message_id,
-            sync_mode: &self.sync_mode,
-            stream: None,
-            payload: &payload,
-        };
-        self.encoder
-            .encode(envelope, record.data.get().len(), |out| {
-                payload.flatten(out)
-            })
     }
+    let envelope = Envelope {
+        message_id: facts.message_id,
+        sync_mode: facts.sync_mode,
+        stream: None,
+        payload: &payload,
+    };
+    encoder.encode(envelope, record.data.get().len(), facts, |out| {
+        payload.flatten(out)
+    })
 }
 
 /// `_valmi_meta`, as raw text and read.

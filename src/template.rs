@@ -1,0 +1,371 @@
+//! Request bodies of the receiver's own shape: a Jinja template (minijinja) compiled once at
+//! start-up and rendered per record on the reader thread. Nothing here reads the environment,
+//! files or the network: the only data a template sees is the record and its facts.
+//!
+//! Two decisions shape what a template can produce:
+//! - **Strict undefined.** A variable the record lacks is an error, so a record missing a field
+//!   is rejected with the field's name instead of being sent half-rendered; `default(...)` and
+//!   `is defined` allow absence where the template says so.
+//! - **Escaping by content type.** In a JSON body a string is inserted as the *contents* of a
+//!   JSON string (quotes, backslashes and control characters escaped, no quotes added), so
+//!   `{"name": "{{ record.name }}"}` stays valid JSON whatever the name holds; numbers,
+//!   booleans, null, lists and maps are inserted as JSON. minijinja's own `AutoEscape::Json`
+//!   adds the quotes, which would turn that common template into `""O'Brien""`. In a form body
+//!   every value is form-urlencoded; text bodies are not escaped. `| safe` opts out.
+
+use minijinja::value::Value;
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior};
+use sha2::Digest;
+
+use crate::config::ContentType;
+
+/// The config field a body template comes from, as messages name it.
+pub const BODY: &str = "request.body";
+
+/// A template that does not compile: a config error, with where in the template.
+#[derive(Debug, thiserror::Error)]
+#[error("{template}: {problem} (line {line}, column {column})")]
+pub struct CompileError {
+    pub template: &'static str,
+    pub problem: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Why a record could not be rendered; the record is rejected, never sent half-rendered.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error(
+        "{template}: the record has no value for '{field}' (use default(...) to allow its absence)"
+    )]
+    Undefined {
+        template: &'static str,
+        field: String,
+    },
+    #[error("{template}: {problem}")]
+    Failed {
+        template: &'static str,
+        problem: String,
+    },
+    #[error("{template}: the rendered body is not JSON: {problem}")]
+    NotJson {
+        template: &'static str,
+        problem: String,
+    },
+}
+
+impl RenderError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RenderError::Undefined { .. } => "template_undefined",
+            RenderError::Failed { .. } => "template_error",
+            RenderError::NotJson { .. } => "template_not_json",
+        }
+    }
+}
+
+/// What a record's template sees besides the record itself.
+pub struct Facts<'a> {
+    pub op: &'a str,
+    pub stream: &'a str,
+    pub namespace: Option<&'a str>,
+    pub row_num: Option<u64>,
+    pub message_id: u64,
+    pub sync_mode: &'a str,
+    /// A header value already (what the request carries); read as text only when rendering.
+    pub idempotency_key: &'a reqwest::header::HeaderValue,
+}
+
+/// A compiled body template.
+pub struct BodyTemplate {
+    env: Environment<'static>,
+    content_type: ContentType,
+}
+
+impl BodyTemplate {
+    pub fn compile(source: &str, content_type: ContentType) -> Result<Self, CompileError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(move |_| match content_type {
+            ContentType::Json => AutoEscape::Custom("json"),
+            ContentType::Form => AutoEscape::Custom("form"),
+            ContentType::Text => AutoEscape::None,
+        });
+        env.set_formatter(format_value);
+        env.add_filter("tojson", tojson);
+        env.add_filter("b64encode", b64encode);
+        env.add_filter("sha256", sha256);
+        env.add_template_owned(BODY, source.to_string())
+            .map_err(|e| compile_error(BODY, source, &e))?;
+        Ok(BodyTemplate { env, content_type })
+    }
+
+    /// The body for one record; `record` is its payload and `envelope` the default body, both
+    /// as JSON text.
+    pub fn render(
+        &self,
+        record: &str,
+        envelope: &str,
+        facts: &Facts<'_>,
+    ) -> Result<String, RenderError> {
+        let template = self.env.get_template(BODY).expect("compiled at start-up");
+        let context = minijinja::context! {
+            record => from_json(record),
+            envelope => from_json(envelope),
+            op => facts.op,
+            stream => facts.stream,
+            namespace => facts.namespace,
+            row_num => facts.row_num,
+            message_id => facts.message_id,
+            sync_mode => facts.sync_mode,
+            idempotency_key => facts.idempotency_key.to_str().unwrap_or_default(),
+        };
+        let body = template
+            .render(context)
+            .map_err(|e| render_error(BODY, template.source(), &e))?;
+        if self.content_type == ContentType::Json {
+            serde_json::from_str::<serde::de::IgnoredAny>(&body).map_err(|e| {
+                RenderError::NotJson {
+                    template: BODY,
+                    problem: e.to_string(),
+                }
+            })?;
+        }
+        Ok(body)
+    }
+}
+
+/// JSON text as a template value. Converted by hand rather than through serde: with
+/// `arbitrary_precision` serde_json hands numbers over as maps.
+fn from_json(text: &str) -> Value {
+    let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    to_value(value)
+}
+
+fn to_value(value: serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match value {
+        J::Null => Value::from(()),
+        J::Bool(b) => Value::from(b),
+        J::Number(n) => number(&n),
+        J::String(s) => Value::from(s),
+        J::Array(items) => Value::from(items.into_iter().map(to_value).collect::<Vec<_>>()),
+        J::Object(fields) => Value::from_iter(fields.into_iter().map(|(k, v)| (k, to_value(v)))),
+    }
+}
+
+/// A JSON number as the narrowest template number that holds it exactly.
+fn number(n: &serde_json::Number) -> Value {
+    if let Some(i) = n.as_i64() {
+        Value::from(i)
+    } else if let Some(u) = n.as_u64() {
+        Value::from(u)
+    } else if let Ok(i) = n.as_str().parse::<i128>() {
+        Value::from(i)
+    } else {
+        Value::from(n.as_f64().unwrap_or(f64::NAN))
+    }
+}
+
+/// Writes a value as the template's content type requires (see the module's doc).
+fn format_value(out: &mut Output, state: &State, value: &Value) -> Result<(), Error> {
+    let text = match state.auto_escape() {
+        _ if value.is_safe() => value.to_string(),
+        AutoEscape::Custom("json") => match value.as_str() {
+            Some(s) => {
+                let quoted = json_text(&Value::from(s))?;
+                quoted[1..quoted.len() - 1].to_string()
+            }
+            None => json_text(value)?,
+        },
+        AutoEscape::Custom("form") => {
+            form_urlencoded::byte_serialize(value.to_string().as_bytes()).collect()
+        }
+        _ => value.to_string(),
+    };
+    out.write_str(&text).map_err(Error::from)
+}
+
+fn json_text(value: &Value) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
+}
+
+/// `tojson`: the value as compact JSON, as `serde_json` writes it (so `{{ envelope | tojson }}`
+/// is the default body). Unlike minijinja's own, it does not escape `<`, `>`, `&` and `'`,
+/// which a JSON receiver never needs and which would change those bytes.
+fn tojson(value: &Value) -> Result<Value, Error> {
+    json_text(value).map(Value::from_safe_string)
+}
+
+/// `b64encode`: standard base64 (with padding) of the text's UTF-8 bytes.
+fn b64encode(value: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(value)
+}
+
+/// `sha256`: lowercase hex SHA-256 of the text's UTF-8 bytes (hashed e-mails for ad APIs).
+fn sha256(value: &str) -> String {
+    sha2::Sha256::digest(value.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn compile_error(template: &'static str, source: &str, error: &Error) -> CompileError {
+    let (line, column) = match error.range() {
+        Some(range) => line_column(source, range.start),
+        None => (error.line().unwrap_or(1), 1),
+    };
+    CompileError {
+        template,
+        problem: error.detail().unwrap_or("syntax error").to_string(),
+        line,
+        column,
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, column)
+}
+
+/// A render failure; an undefined value is named by the expression that asked for it.
+fn render_error(template: &'static str, source: &str, error: &Error) -> RenderError {
+    let expression = error.range().and_then(|r| source.get(r));
+    match (error.kind(), expression) {
+        (ErrorKind::UndefinedError, Some(field)) => RenderError::Undefined {
+            template,
+            field: field.trim().to_string(),
+        },
+        _ => RenderError::Failed {
+            template,
+            problem: error.detail().unwrap_or("rendering failed").to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static KEY: reqwest::header::HeaderValue = reqwest::header::HeaderValue::from_static("k");
+
+    fn facts() -> Facts<'static> {
+        Facts {
+            op: "upsert",
+            stream: "users",
+            namespace: None,
+            row_num: Some(7),
+            message_id: 3,
+            sync_mode: "mirror",
+            idempotency_key: &KEY,
+        }
+    }
+
+    fn render(
+        source: &str,
+        content_type: ContentType,
+        record: &str,
+    ) -> Result<String, RenderError> {
+        BodyTemplate::compile(source, content_type).unwrap().render(
+            record,
+            r#"{"payload":1}"#,
+            &facts(),
+        )
+    }
+
+    #[test]
+    fn strings_in_json_are_escaped_as_string_contents() {
+        let body = render(
+            r#"{"name": "{{ record.name }}", "age": {{ record.age }}, "tags": {{ record.tags }}}"#,
+            ContentType::Json,
+            r#"{"name": "O\"Brien \\ <b>\n", "age": 42, "tags": ["a", null]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            body,
+            r#"{"name": "O\"Brien \\ <b>\n", "age": 42, "tags": ["a",null]}"#
+        );
+    }
+
+    #[test]
+    fn form_values_are_urlencoded_and_text_is_not_escaped() {
+        let record = r#"{"name": "a&b=c d"}"#;
+        let form = render("name={{ record.name }}", ContentType::Form, record).unwrap();
+        assert_eq!(form, "name=a%26b%3Dc+d");
+        let text = render("hi {{ record.name }}", ContentType::Text, record).unwrap();
+        assert_eq!(text, "hi a&b=c d");
+    }
+
+    #[test]
+    fn a_missing_field_is_named_and_default_allows_it() {
+        let missing = render(r#"{"e": "{{ record.email }}"}"#, ContentType::Json, "{}");
+        assert_eq!(
+            missing,
+            Err(RenderError::Undefined {
+                template: BODY,
+                field: "record.email".into()
+            })
+        );
+        assert_eq!(missing.unwrap_err().code(), "template_undefined");
+        let defaulted = render(
+            r#"{"e": "{{ record.email | default('none') }}"}"#,
+            ContentType::Json,
+            "{}",
+        );
+        assert_eq!(defaulted.unwrap(), r#"{"e": "none"}"#);
+    }
+
+    #[test]
+    fn a_json_body_that_does_not_parse_is_refused() {
+        let broken = render(r#"{"n": {{ record.n }}"#, ContentType::Json, r#"{"n": 1}"#);
+        assert!(
+            matches!(broken, Err(RenderError::NotJson { .. })),
+            "{broken:?}"
+        );
+    }
+
+    #[test]
+    fn facts_filters_and_tojson() {
+        let body = render(
+            "{{ op }} {{ stream }} {{ row_num }} {{ message_id }} {{ sync_mode }} \
+             {{ idempotency_key }} {{ namespace is none }} {{ record.e | sha256 }} \
+             {{ record.e | b64encode }} {{ record.e | urlencode }} {{ record | tojson }}",
+            ContentType::Text,
+            r#"{"e": "a@b.c", "big": 123456789012345678901234567890, "x": 1.5, "h": "<&'>"}"#,
+        )
+        .unwrap();
+        let parts: Vec<&str> = body.splitn(10, ' ').collect();
+        assert_eq!(&parts[..6], ["upsert", "users", "7", "3", "mirror", "k"]);
+        assert_eq!(parts[6], "True", "Jinja's spelling outside JSON");
+        let expected_sha: String = sha2::Sha256::digest(b"a@b.c")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(parts[7], expected_sha);
+        assert_eq!(parts[8], "YUBiLmM=");
+        assert_eq!(
+            parts[9],
+            r#"a%40b.c {"e":"a@b.c","big":123456789012345678901234567890,"x":1.5,"h":"<&'>"}"#
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_template_line_and_column() {
+        let error = BodyTemplate::compile("{\n  \"a\": {{ record.a }\n}", ContentType::Json)
+            .err()
+            .unwrap();
+        assert_eq!((error.template, error.line), (BODY, 2));
+        assert!(error.column > 1, "{error}");
+        assert!(error.to_string().starts_with("request.body: "), "{error}");
+    }
+
+    #[test]
+    fn line_columns_count_characters() {
+        assert_eq!(line_column("ab\ncé\nd", 6), (2, 3));
+        assert_eq!(line_column("x", 0), (1, 1));
+    }
+}
