@@ -1,0 +1,197 @@
+//! Body templates (`request.body`, `request.content_type`) through the binary against the
+//! project's receiver: what arrives is the rendering, a record the template cannot render is
+//! rejected with the reason and the others still go, and a template that does not compile stops
+//! `check` and `write` before anything is read or sent.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use webhook_receiver::{Receiver, RecordedRequest};
+
+/// A Valmi RECORD line with this data (besides `_valmi_meta`), compact like [`valmi_record`].
+fn record_with(row: u64, data: Value) -> String {
+    let mut data = data;
+    data["_valmi_meta"] = json!({"_valmi_row_num": row, "_valmi_sync_op": "upsert"});
+    let message = json!({"type": "RECORD", "record": {
+        "stream": "\"valmi_app\".\"public\".\"test_user\"", "data": data,
+        "emitted_at": 1685013701000u64,
+    }});
+    format!("{message}\n")
+}
+
+/// `write` (Valmi, one request at a time) to a fresh receiver with `request` configured (the
+/// observed mapping: `id`, `email` as `em`, `uni`, ...).
+fn write_templated(request: Value, stdin: &str) -> (Run, Vec<RecordedRequest>) {
+    let receiver = Receiver::start_default();
+    let mut extra = json!({"concurrency": 1});
+    if !request.is_null() {
+        extra["request"] = request;
+    }
+    let run = write_valmi_to(&receiver, extra, stdin.as_bytes());
+    let mut requests = receiver.requests();
+    requests.sort_by_key(|r| r.seq);
+    (run, requests)
+}
+
+#[test]
+fn a_chat_webhook_gets_its_own_text_message() {
+    let body = r#"{"text": "New user {{ record.em }} ({{ op }}, row {{ row_num }})"}"#;
+    let (run, requests) = write_templated(json!({"body": body}), &valmi_records(1..=3));
+    assert_completed(&run);
+    let texts: Vec<Value> = requests.iter().map(RecordedRequest::json).collect();
+    let expected: Vec<Value> = (1..=3)
+        .map(|row| json!({"text": format!("New user u{row}@x.io (upsert, row {row})")}))
+        .collect();
+    assert_eq!(texts, expected, "{}", run.dump());
+    for request in &requests {
+        assert_eq!(request.header("content-type"), Some("application/json"));
+        assert!(request.header("idempotency-key").is_some());
+    }
+}
+
+#[test]
+fn a_form_encoded_body_has_every_value_encoded() {
+    let note = "é ü &=?+/ #";
+    let body = "email={{ record.em }}&id={{ record.id }}&note={{ record.uni }}";
+    let input = record_with(1, json!({"id": 1, "email": "a+b@x.io", "uni": note}));
+    let (run, requests) = write_templated(
+        json!({"body": body, "content_type": "application/x-www-form-urlencoded"}),
+        &input,
+    );
+    assert_completed(&run);
+    assert_eq!(requests.len(), 1, "{}", run.dump());
+    let request = &requests[0];
+    assert_eq!(
+        request.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(request.body.as_bytes())
+        .into_owned()
+        .collect();
+    let expected = [("email", "a+b@x.io"), ("id", "1"), ("note", note)];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(pairs, expected, "{}", request.body);
+}
+
+#[test]
+fn a_record_missing_a_field_is_rejected_by_name_and_the_others_are_delivered() {
+    let input = [
+        record_with(1, json!({"id": 1, "email": "u1@x.io"})),
+        record_with(2, json!({"id": 2})),
+        record_with(3, json!({"id": 3, "email": "u3@x.io"})),
+    ]
+    .concat();
+    let body = r#"{"e": "{{ record.em }}", "id": {{ record.id }}}"#;
+    let (run, requests) = write_templated(json!({"body": body}), &input);
+    assert_completed(&run);
+    let ids: Vec<Value> = requests.iter().map(|r| r.json()["id"].clone()).collect();
+    assert_eq!(ids, [json!(1), json!(3)], "{}", run.dump());
+    let echo = run.rejected_records();
+    assert_eq!(echo.len(), 1, "{}", run.dump());
+    let record = &echo[0]["record"];
+    assert_eq!(record["rejection_code"], "template_undefined", "{record}");
+    let message = record["rejection_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("request.body") && message.contains("'record.em'"),
+        "{message}"
+    );
+    let finished = run
+        .states()
+        .last()
+        .map(|s| state_data(s)["finished"].clone());
+    assert_eq!(finished, Some(json!(true)), "{}", run.dump());
+}
+
+#[test]
+fn default_allows_absence() {
+    let input = record_with(1, json!({"id": 1}));
+    let body = r#"{"e": "{{ record.em | default('unknown') }}"}"#;
+    let (run, requests) = write_templated(json!({"body": body}), &input);
+    assert_completed(&run);
+    assert_eq!(requests.len(), 1, "{}", run.dump());
+    assert_eq!(requests[0].json(), json!({"e": "unknown"}));
+}
+
+#[test]
+fn a_body_that_is_not_json_is_rejected_never_sent() {
+    let input = valmi_records(1..=2);
+    let (run, requests) = write_templated(json!({"body": r#"{"e": {{ record.em }}}"#}), &input);
+    assert_completed(&run);
+    assert!(requests.is_empty(), "sent: {:?}", requests[0].body);
+    let echo = run.rejected_records();
+    assert_eq!(echo.len(), 2, "{}", run.dump());
+    assert_eq!(echo[0]["record"]["rejection_code"], "template_not_json");
+}
+
+#[test]
+fn quotes_and_backslashes_in_values_stay_valid_json() {
+    let name = "O\"Brien \\ \n <b>&'";
+    let input = record_with(1, json!({"id": 1, "email": name}));
+    let body = r#"{"name": "{{ record.em }}", "upper": "{{ record.em | upper }}"}"#;
+    let (run, requests) = write_templated(json!({"body": body}), &input);
+    assert_completed(&run);
+    assert_eq!(requests.len(), 1, "{}", run.dump());
+    let sent = requests[0].json();
+    assert_eq!(sent["name"], name);
+    assert_eq!(sent["upper"], name.to_uppercase());
+}
+
+#[test]
+fn the_envelope_through_tojson_is_the_default_body_byte_for_byte() {
+    let input = valmi_records(1..=4);
+    let (plain, default_requests) = write_templated(Value::Null, &input);
+    let (templated, templated_requests) =
+        write_templated(json!({"body": "{{ envelope | tojson }}"}), &input);
+    assert_completed(&plain);
+    assert_completed(&templated);
+    let bodies = |requests: &[RecordedRequest]| -> Vec<String> {
+        requests.iter().map(|r| r.body.clone()).collect()
+    };
+    assert_eq!(default_requests.len(), 4);
+    assert_eq!(bodies(&templated_requests), bodies(&default_requests));
+    assert_eq!(
+        templated_requests[0].header("idempotency-key"),
+        default_requests[0].header("idempotency-key")
+    );
+}
+
+#[test]
+fn a_template_that_does_not_compile_fails_check_and_write_with_its_line_and_column() {
+    let receiver = Receiver::start_default();
+    let request = json!({"body": "{\n  \"a\": {{ record.a }\n}"});
+    let config = config(&receiver.url("/hook"), json!({ "request": request }));
+    let checked = run_check(&config);
+    let status = &checked.messages[0]["connectionStatus"];
+    assert_eq!(status["status"], "FAILED", "{}", checked.dump());
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("request.body") && message.contains("(line 2, column"),
+        "{message}"
+    );
+    let run = write_valmi(&config, valmi_records(1..=2).as_bytes());
+    let said = assert_fatal(&run, "config_error");
+    assert!(
+        said.contains("request.body") && said.contains("line 2"),
+        "{said}"
+    );
+    assert_eq!(receiver.request_count(), 0);
+}
+
+#[test]
+fn a_dry_run_shows_the_rendered_body() {
+    let receiver = Receiver::start_default();
+    let request = json!({"body": r#"{"text": "hello {{ record.em }}"}"#});
+    let config = config(&receiver.url("/hook"), json!({ "request": request }));
+    let dir = Workdir::new();
+    let mut args = valmi_args(&dir, &config, None, None);
+    args.push("--dry-run".into());
+    let run = run(&str_args(&args), valmi_records(1..=1).as_bytes());
+    assert_completed(&run);
+    let shown = run.logs("INFO").join("\n");
+    assert!(shown.contains(r#"{"text": "hello u1@x.io"}"#), "{shown}");
+    assert_eq!(receiver.request_count(), 0);
+}
