@@ -30,6 +30,7 @@ pub mod hmac_header;
 pub mod idempotency;
 pub mod metrics;
 pub mod oauth;
+pub mod path_template;
 pub mod ordering;
 pub mod outbox;
 pub mod output;

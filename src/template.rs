@@ -84,19 +84,12 @@ pub struct BodyTemplate {
 
 impl BodyTemplate {
     pub fn compile(source: &str, content_type: ContentType) -> Result<Self, CompileError> {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_auto_escape_callback(move |_| match content_type {
+        let escape = match content_type {
             ContentType::Json => AutoEscape::Custom("json"),
             ContentType::Form => AutoEscape::Custom("form"),
             ContentType::Text => AutoEscape::None,
-        });
-        env.set_formatter(format_value);
-        env.add_filter("tojson", tojson);
-        env.add_filter("b64encode", b64encode);
-        env.add_filter("sha256", sha256);
-        env.add_template_owned(BODY, source.to_string())
-            .map_err(|e| compile_error(BODY, source, &e))?;
+        };
+        let env = environment(BODY, source, escape)?;
         Ok(BodyTemplate { env, content_type })
     }
 
@@ -109,19 +102,8 @@ impl BodyTemplate {
         facts: &Facts<'_>,
     ) -> Result<String, RenderError> {
         let template = self.env.get_template(BODY).expect("compiled at start-up");
-        let context = minijinja::context! {
-            record => from_json(record),
-            envelope => from_json(envelope),
-            op => facts.op,
-            stream => facts.stream,
-            namespace => facts.namespace,
-            row_num => facts.row_num,
-            message_id => facts.message_id,
-            sync_mode => facts.sync_mode,
-            idempotency_key => facts.idempotency_key.to_str().unwrap_or_default(),
-        };
         let body = template
-            .render(context)
+            .render(context(record, envelope, facts))
             .map_err(|e| render_error(BODY, template.source(), &e))?;
         if self.content_type == ContentType::Json {
             serde_json::from_str::<serde::de::IgnoredAny>(&body).map_err(|e| {
@@ -132,6 +114,40 @@ impl BodyTemplate {
             })?;
         }
         Ok(body)
+    }
+}
+
+/// An environment holding the one template `name`, strict about undefined values, escaping
+/// inserted values with `escape`, with this module's filters.
+pub(crate) fn environment(
+    name: &'static str,
+    source: &str,
+    escape: AutoEscape,
+) -> Result<Environment<'static>, CompileError> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(move |_| escape);
+    env.set_formatter(format_value);
+    env.add_filter("tojson", tojson);
+    env.add_filter("b64encode", b64encode);
+    env.add_filter("sha256", sha256);
+    env.add_template_owned(name, source.to_string())
+        .map_err(|e| compile_error(name, source, &e))?;
+    Ok(env)
+}
+
+/// The context a record's templates see.
+pub(crate) fn context(record: &str, envelope: &str, facts: &Facts<'_>) -> Value {
+    minijinja::context! {
+        record => from_json(record),
+        envelope => from_json(envelope),
+        op => facts.op,
+        stream => facts.stream,
+        namespace => facts.namespace,
+        row_num => facts.row_num,
+        message_id => facts.message_id,
+        sync_mode => facts.sync_mode,
+        idempotency_key => facts.idempotency_key.to_str().unwrap_or_default(),
     }
 }
 
@@ -178,6 +194,7 @@ fn format_value(out: &mut Output, state: &State, value: &Value) -> Result<(), Er
             }
             None => json_text(value)?,
         },
+        AutoEscape::Custom("url") => crate::path_template::escape(&value.to_string())?,
         AutoEscape::Custom("form") => {
             form_urlencoded::byte_serialize(value.to_string().as_bytes()).collect()
         }
@@ -233,7 +250,7 @@ fn line_column(source: &str, offset: usize) -> (usize, usize) {
 }
 
 /// A render failure; an undefined value is named by the expression that asked for it.
-fn render_error(template: &'static str, source: &str, error: &Error) -> RenderError {
+pub(crate) fn render_error(template: &'static str, source: &str, error: &Error) -> RenderError {
     let expression = error.range().and_then(|r| source.get(r));
     match (error.kind(), expression) {
         (ErrorKind::UndefinedError, Some(field)) => RenderError::Undefined {

@@ -1,0 +1,167 @@
+//! `request.path`: path and query appended to the endpoint per record
+//! (`/contacts/{{ record.id }}?source=sync`). A record's value can never change where the
+//! request goes beyond its own place: every inserted value is percent-encoded down to the
+//! unreserved characters, so it cannot add a path segment (`/`), a parameter (`?`, `&`, `=`),
+//! a fragment (`#`) or an escape of its own (`%`), and a value of only dots (which URL parsers
+//! read as `.`/`..` segments even percent-encoded) is refused. The scheme, host and port are the
+//! endpoint's: only the path and query of a copy of it are set.
+
+use minijinja::{AutoEscape, Environment, Error, ErrorKind};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use url::Url;
+
+use crate::template::{context, environment, CompileError, Facts, RenderError};
+
+/// The config field a path template comes from, as messages name it.
+pub const PATH: &str = "request.path";
+
+/// Everything but RFC 3986's unreserved characters is encoded.
+const VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A value inserted into a URL: percent-encoded, or an error when it is only dots.
+pub fn escape(value: &str) -> Result<String, Error> {
+    if !value.is_empty() && value.bytes().all(|b| b == b'.') {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("the value '{value}' would be a '.' or '..' path segment"),
+        ));
+    }
+    Ok(utf8_percent_encode(value, VALUE).to_string())
+}
+
+/// A compiled path template.
+pub struct PathTemplate {
+    env: Environment<'static>,
+}
+
+impl PathTemplate {
+    pub fn compile(source: &str) -> Result<Self, CompileError> {
+        Ok(PathTemplate {
+            env: environment(PATH, source, AutoEscape::Custom("url"))?,
+        })
+    }
+
+    /// `endpoint` with the rendered path appended to its path and the rendered query to its
+    /// query (the endpoint's own parameters first).
+    pub fn url(
+        &self,
+        endpoint: &Url,
+        record: &str,
+        envelope: &str,
+        facts: &Facts<'_>,
+    ) -> Result<Url, RenderError> {
+        let template = self.env.get_template(PATH).expect("compiled at start-up");
+        let rendered = template
+            .render(context(record, envelope, facts))
+            .map_err(|e| crate::template::render_error(PATH, template.source(), &e))?;
+        join(endpoint, &rendered).map_err(|problem| RenderError::Failed {
+            template: PATH,
+            problem: problem.into(),
+        })
+    }
+}
+
+/// `endpoint` with `rendered` (`/path?query`) appended.
+fn join(endpoint: &Url, rendered: &str) -> Result<Url, &'static str> {
+    if rendered.contains('#') {
+        return Err("a path cannot carry a fragment ('#')");
+    }
+    let (path, query) = match rendered.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rendered, None),
+    };
+    if !path.is_empty() && !path.starts_with('/') {
+        return Err("the rendered path must start with '/' or '?'");
+    }
+    let mut url = endpoint.clone();
+    let joined = format!("{}{path}", endpoint.path().trim_end_matches('/'));
+    url.set_path(&joined);
+    let query = match (endpoint.query().filter(|q| !q.is_empty()), query) {
+        (Some(own), Some(added)) if !added.is_empty() => Some(format!("{own}&{added}")),
+        (own, added) => own.or(added).map(str::to_string),
+    };
+    url.set_query(query.as_deref());
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use reqwest::header::HeaderValue;
+
+    static KEY: HeaderValue = HeaderValue::from_static("k");
+
+    fn facts() -> Facts<'static> {
+        Facts {
+            op: "upsert",
+            stream: "s",
+            namespace: None,
+            row_num: Some(1),
+            message_id: 1,
+            sync_mode: "mirror",
+            idempotency_key: &KEY,
+        }
+    }
+
+    const TEMPLATE: &str = "/contacts/{{ record.id }}/notes?source=sync&id={{ record.id }}";
+
+    fn url_for(id: &str) -> Result<Url, RenderError> {
+        let record = serde_json::json!({ "id": id }).to_string();
+        let endpoint = Url::parse("http://h.example:8080/api/?x=1").unwrap();
+        PathTemplate::compile(TEMPLATE)
+            .unwrap()
+            .url(&endpoint, &record, "{}", &facts())
+    }
+
+    fn query_keys(url: &Url) -> Vec<String> {
+        url.query_pairs().map(|(k, _)| k.into_owned()).collect()
+    }
+
+    #[test]
+    fn a_value_cannot_climb_add_parameters_or_a_fragment() {
+        let url = url_for("../admin?x=1#").unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://h.example:8080/api/contacts/..%2Fadmin%3Fx%3D1%23/notes?x=1&source=sync&id=..%2Fadmin%3Fx%3D1%23"
+        );
+        assert!(matches!(url_for(".."), Err(RenderError::Failed { .. })));
+        assert!(matches!(url_for("."), Err(RenderError::Failed { .. })));
+        assert_eq!(url_for("a.b").unwrap().path(), "/api/contacts/a.b/notes");
+    }
+
+    #[test]
+    fn the_endpoints_query_comes_first_and_a_fragment_is_refused() {
+        let endpoint = Url::parse("http://h/x?own=1").unwrap();
+        assert_eq!(join(&endpoint, "/y").unwrap().as_str(), "http://h/x/y?own=1");
+        assert_eq!(join(&endpoint, "?a=b").unwrap().as_str(), "http://h/x?own=1&a=b");
+        let bare = Url::parse("http://h").unwrap();
+        assert_eq!(join(&bare, "/c?d=1").unwrap().as_str(), "http://h/c?d=1");
+        assert!(join(&endpoint, "/y#f").is_err());
+        assert!(join(&endpoint, "y").is_err());
+    }
+
+    proptest! {
+        /// No record value changes the URL's scheme, host, port, path segment count, query
+        /// keys or fragment: it is either in its place, encoded, or the record is rejected.
+        #[test]
+        fn no_value_changes_where_the_request_goes(id in any::<String>()) {
+            if let Ok(url) = url_for(&id) {
+                prop_assert_eq!(url.scheme(), "http");
+                prop_assert_eq!(url.host_str(), Some("h.example"));
+                prop_assert_eq!(url.port(), Some(8080));
+                prop_assert_eq!(url.path_segments().unwrap().count(), 4, "{}", url);
+                prop_assert_eq!(query_keys(&url), ["x", "source", "id"]);
+                prop_assert_eq!(url.fragment(), None);
+                let id_back = url.query_pairs().find(|(k, _)| k == "id").unwrap().1;
+                prop_assert_eq!(id_back, id);
+            } else {
+                prop_assert!(id.bytes().all(|b| b == b'.'), "{:?}", id);
+            }
+        }
+    }
+}
