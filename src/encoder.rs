@@ -9,9 +9,10 @@ use url::Url;
 
 use crate::envelope::{Envelope, WriteJson};
 use crate::flatten::{self, FlattenError};
+use crate::path_template::PathTemplate;
 use crate::rejection::Rejection;
 use crate::shape::{Payload, Shape};
-use crate::template::{BodyTemplate, Facts};
+use crate::template::{BodyTemplate, CompileError, Facts};
 
 /// URLs longer than this are refused by many servers or silently truncated.
 pub const MAX_GET_URL: usize = 16 * 1024;
@@ -25,19 +26,45 @@ const ARENA_BLOCK: usize = 64 * 1024;
 const ENVELOPE_ROOM: usize = 1024;
 
 /// How records become payloads: the part both dialects share.
+/// The request templates, compiled at start-up; none configured sends the envelope to the
+/// endpoint.
+#[derive(Default)]
+pub struct Templates {
+    pub body: Option<BodyTemplate>,
+    pub path: Option<PathTemplate>,
+}
+
+impl Templates {
+    pub fn compile(config: &crate::config::Config) -> Result<Self, CompileError> {
+        let body = config.body_template();
+        Ok(Templates {
+            body: body
+                .map(|(body, content_type)| BodyTemplate::compile(body, content_type))
+                .transpose()?,
+            path: config
+                .path_template()
+                .map(PathTemplate::compile)
+                .transpose()?,
+        })
+    }
+
+    fn any(&self) -> bool {
+        self.body.is_some() || self.path.is_some()
+    }
+}
+
 pub struct Encoder {
     shape: Shape,
     /// The endpoint a GET's query is appended to.
     url: Url,
-    /// The body template, compiled at start-up; `None` sends the envelope.
-    template: Option<BodyTemplate>,
+    templates: Templates,
     arena: BytesMut,
 }
 
 impl Encoder {
     /// A trailing `&` of the endpoint's own query is dropped: the parameters are joined to it
     /// with one.
-    pub fn new(shape: Shape, mut url: Url, template: Option<BodyTemplate>) -> Self {
+    pub fn new(shape: Shape, mut url: Url, templates: Templates) -> Self {
         if let Some(own) = url.query().filter(|q| q.ends_with('&')) {
             let own = own.trim_end_matches('&').to_string();
             url.set_query(Some(&own));
@@ -45,7 +72,7 @@ impl Encoder {
         Encoder {
             shape,
             url,
-            template,
+            templates,
             arena: BytesMut::with_capacity(ARENA_BLOCK),
         }
     }
@@ -89,14 +116,21 @@ impl Encoder {
             self.room(payload_size + ENVELOPE_ROOM);
             envelope.write_json(&mut self.arena);
             let body = self.arena.split().freeze();
-            return match &self.template {
-                None => Ok(Payload::Json(body)),
-                Some(template) => render(template, &envelope.payload, &body, facts),
-            };
+            if !self.templates.any() {
+                return Ok(Payload::Json(body));
+            }
+            return self.templated(&envelope.payload, body, facts);
         }
+        let mut url = match &self.templates.path {
+            None => self.url.clone(),
+            Some(path) => {
+                let (record, envelope) = (json_text(&envelope.payload), json_text(&envelope));
+                path.url(&self.url, &record, &envelope, facts)
+                    .map_err(Rejection::Template)?
+            }
+        };
         let mut pairs = Vec::new();
         flatten_payload(&mut pairs).map_err(Rejection::NotFlattenable)?;
-        let mut url = self.url.clone();
         flatten::append_envelope_query(
             &mut url,
             pairs,
@@ -113,22 +147,42 @@ impl Encoder {
         }
         Ok(Payload::Query(url))
     }
+
+    /// A record's payload through the configured templates: the body template's rendering
+    /// (or the envelope, `envelope`), to the path template's URL when there is one.
+    fn templated(
+        &self,
+        payload: &impl WriteJson,
+        envelope: Bytes,
+        facts: &Facts<'_>,
+    ) -> Result<Payload, Rejection> {
+        let record = json_text(payload);
+        let envelope_text = String::from_utf8_lossy(&envelope);
+        let body = match &self.templates.body {
+            None => envelope.clone(),
+            Some(template) => Bytes::from(
+                template
+                    .render(&record, &envelope_text, facts)
+                    .map_err(Rejection::Template)?,
+            ),
+        };
+        match &self.templates.path {
+            None => Ok(Payload::Json(body)),
+            Some(path) => Ok(Payload::Addressed {
+                url: path
+                    .url(&self.url, &record, &envelope_text, facts)
+                    .map_err(Rejection::Template)?,
+                body,
+            }),
+        }
+    }
 }
 
-/// The template's body for a record whose envelope is `envelope` (JSON text).
-fn render(
-    template: &BodyTemplate,
-    payload: &impl WriteJson,
-    envelope: &[u8],
-    facts: &Facts<'_>,
-) -> Result<Payload, Rejection> {
-    let mut record = Vec::with_capacity(envelope.len());
-    payload.write_json(&mut record);
-    let text = String::from_utf8_lossy;
-    template
-        .render(&text(&record), &text(envelope), facts)
-        .map(|body| Payload::Json(Bytes::from(body)))
-        .map_err(Rejection::Template)
+/// A value's JSON text, for a template to read.
+fn json_text(value: &impl WriteJson) -> String {
+    let mut text = Vec::new();
+    value.write_json(&mut text);
+    String::from_utf8(text).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -150,7 +204,11 @@ mod tests {
     }
 
     fn get_url(endpoint: &str) -> String {
-        let mut encoder = Encoder::new(Shape::Query, Url::parse(endpoint).unwrap(), None);
+        let mut encoder = Encoder::new(
+            Shape::Query,
+            Url::parse(endpoint).unwrap(),
+            Templates::default(),
+        );
         let envelope = Envelope {
             message_id: 1,
             sync_mode: "append",
@@ -185,7 +243,11 @@ mod tests {
 
     #[test]
     fn a_get_url_over_the_limit_is_refused() {
-        let mut encoder = Encoder::new(Shape::Query, Url::parse("http://h/x").unwrap(), None);
+        let mut encoder = Encoder::new(
+            Shape::Query,
+            Url::parse("http://h/x").unwrap(),
+            Templates::default(),
+        );
         let long = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_GET_URL));
         let envelope = Envelope {
             message_id: 1,

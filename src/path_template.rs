@@ -137,8 +137,14 @@ mod tests {
     #[test]
     fn the_endpoints_query_comes_first_and_a_fragment_is_refused() {
         let endpoint = Url::parse("http://h/x?own=1").unwrap();
-        assert_eq!(join(&endpoint, "/y").unwrap().as_str(), "http://h/x/y?own=1");
-        assert_eq!(join(&endpoint, "?a=b").unwrap().as_str(), "http://h/x?own=1&a=b");
+        assert_eq!(
+            join(&endpoint, "/y").unwrap().as_str(),
+            "http://h/x/y?own=1"
+        );
+        assert_eq!(
+            join(&endpoint, "?a=b").unwrap().as_str(),
+            "http://h/x?own=1&a=b"
+        );
         let bare = Url::parse("http://h").unwrap();
         assert_eq!(join(&bare, "/c?d=1").unwrap().as_str(), "http://h/c?d=1");
         assert!(join(&endpoint, "/y#f").is_err());

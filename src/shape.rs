@@ -31,6 +31,8 @@ pub enum Payload {
     Json(Bytes),
     /// The endpoint with the record's query appended.
     Query(Url),
+    /// A body to its own URL (a path template's).
+    Addressed { url: Url, body: Bytes },
 }
 
 impl Payload {
@@ -39,6 +41,7 @@ impl Payload {
         match self {
             Payload::Json(body) => body.len(),
             Payload::Query(url) => url.as_str().len(),
+            Payload::Addressed { url, body } => url.as_str().len() + body.len(),
         }
     }
 
@@ -49,7 +52,7 @@ impl Payload {
 
 /// What one request carries, built once and sent by every attempt.
 pub struct Content {
-    /// GET: the endpoint with the record's query; other shapes go to the endpoint.
+    /// GET: the endpoint with the record's query; a path template's URL; else the endpoint.
     pub url: Option<Url>,
     /// The bytes on the wire (gzip-compressed when configured).
     pub body: Bytes,
@@ -95,9 +98,9 @@ impl Shape {
 
     /// The request for a group of records (in input order): one envelope, or an array of them
     /// when batching (even of one: a receiver expecting arrays gets arrays); GET carries its
-    /// record's URL.
+    /// record's URL, and so does a record with a path template.
     pub fn content<'a>(self, mut payloads: impl ExactSizeIterator<Item = &'a Payload>) -> Content {
-        let signed = match (self, payloads.len()) {
+        let (url, signed) = match (self, payloads.len()) {
             (Shape::Json { batched: false, .. }, 1) | (Shape::Query, _) => match payloads.next() {
                 Some(Payload::Query(url)) => {
                     return Content {
@@ -106,20 +109,17 @@ impl Shape {
                         signed: Bytes::new(),
                     }
                 }
-                Some(Payload::Json(body)) => body.clone(),
-                None => Bytes::new(),
+                Some(Payload::Addressed { url, body }) => (Some(url.clone()), body.clone()),
+                Some(Payload::Json(body)) => (None, body.clone()),
+                None => (None, Bytes::new()),
             },
-            (Shape::Json { .. }, _) => Bytes::from(batch_body(payloads)),
+            (Shape::Json { .. }, _) => (None, Bytes::from(batch_body(payloads))),
         };
         let body = match self {
             Shape::Json { gzip: true, .. } => gzip(&signed),
             _ => signed.clone(),
         };
-        Content {
-            url: None,
-            body,
-            signed,
-        }
+        Content { url, body, signed }
     }
 }
 

@@ -78,20 +78,33 @@ pub fn load_config(raw: &Value) -> Result<Config, ConfigError> {
     }
 }
 
-/// What is wrong with `request`: a body template that does not compile (with its line and
-/// column), or one the method or batching cannot carry.
+/// What is wrong with `request`: a template that does not compile (with its line and column),
+/// or one the method or batching cannot carry.
 fn request_problems(config: &Config) -> Vec<String> {
     use crate::config::{ContentType, Method};
-    let Some(request) = &config.request else {
-        return Vec::new();
-    };
-    let Some(body) = &request.body else {
-        return match request.content_type {
-            ContentType::Json => Vec::new(),
-            _ => vec!["request.content_type: needs request.body (the envelope is JSON)".into()],
-        };
-    };
     let mut problems = Vec::new();
+    let Some(request) = &config.request else {
+        return problems;
+    };
+    if let Some(path) = &request.path {
+        if config.batch_size > 1 {
+            problems.push(format!(
+                "request.path: sends each record to its own URL; batch_size is {}, it must be 1",
+                config.batch_size
+            ));
+        }
+        problems.extend(
+            crate::path_template::PathTemplate::compile(path)
+                .err()
+                .map(|e| e.to_string()),
+        );
+    }
+    let Some(body) = &request.body else {
+        if request.content_type != ContentType::Json {
+            problems.push("request.content_type: needs request.body (the envelope is JSON)".into());
+        }
+        return problems;
+    };
     if config.method == Method::Get {
         problems.push("request.body: GET sends no body; use POST, PUT or PATCH".into());
     }

@@ -11,13 +11,12 @@ use crate::checkpoint::Checkpointer;
 use crate::config::Config;
 use crate::delivery::Deliverer;
 use crate::dialect::{airbyte::Airbyte, valmi::Valmi, Dialect};
-use crate::encoder::Encoder;
+use crate::encoder::{Encoder, Templates};
 use crate::output::Output;
 use crate::protocol::{log, FailureType, Fatal, Level};
 use crate::shape::Shape;
 use crate::signals::Signals;
 use crate::sink::{Ending, Sink};
-use crate::template::BodyTemplate;
 use crate::{files, reader, resume, validate};
 
 #[derive(Debug, clap::Args)]
@@ -53,12 +52,8 @@ fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
     let config = validate::load_config(&raw).map_err(Fatal::config)?;
     crate::redact::register(config.secrets());
     let catalog = files::read_json(&args.catalog, "catalog").map_err(Fatal::config)?;
-    let template = config
-        .body_template()
-        .map(|(body, content_type)| BodyTemplate::compile(body, content_type))
-        .transpose()
-        .map_err(|e| Fatal::config(e.to_string()))?;
-    let encoder = Encoder::new(Shape::of(&config), config.url.url().clone(), template);
+    let templates = Templates::compile(&config).map_err(|e| Fatal::config(e.to_string()))?;
+    let encoder = Encoder::new(Shape::of(&config), config.url.url().clone(), templates);
     let (dialect, checkpointer, dialect_name) = match &args.destination_catalog {
         Some(path) => {
             let destination =

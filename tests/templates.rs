@@ -195,3 +195,76 @@ fn a_dry_run_shows_the_rendered_body() {
     assert!(shown.contains(r#"{"text": "hello u1@x.io"}"#), "{shown}");
     assert_eq!(receiver.request_count(), 0);
 }
+
+#[test]
+fn a_path_template_sends_each_record_to_its_own_url_and_a_value_cannot_escape_its_segment() {
+    let input = [
+        record_with(1, json!({"id": 7, "email": "a@x.io"})),
+        record_with(2, json!({"id": "../admin?x=1#", "email": "b@x.io"})),
+        record_with(3, json!({"id": "..", "email": "c@x.io"})),
+    ]
+    .concat();
+    let request = json!({"path": "/contacts/{{ record.id }}?source=sync", "body": r#"{"e": "{{ record.em }}"}"#});
+    let (run, requests) = write_templated(request, &input);
+    assert_completed(&run);
+    let sent: Vec<(String, String, Value)> = requests
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone(), r.json()))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            (
+                "POST".into(),
+                "/hook/contacts/7?source=sync".into(),
+                json!({"e": "a@x.io"})
+            ),
+            (
+                "POST".into(),
+                "/hook/contacts/..%2Fadmin%3Fx%3D1%23?source=sync".into(),
+                json!({"e": "b@x.io"})
+            ),
+        ],
+        "{}",
+        run.dump()
+    );
+    let echo = run.rejected_records();
+    assert_eq!(echo.len(), 1, "{}", run.dump());
+    assert_eq!(echo[0]["record"]["rejection_code"], "template_error");
+    let message = echo[0]["record"]["rejection_message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("request.path: the value '..'"), "{message}");
+}
+
+#[test]
+fn a_get_with_a_path_template_keeps_its_parameters_after_the_templates() {
+    let receiver = Receiver::start_default();
+    let extra = json!({"method": "GET", "request": {"path": "/users/{{ record.id }}"}});
+    let run = write_valmi_to(&receiver, extra, valmi_records(1..=1).as_bytes());
+    assert_completed(&run);
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1, "{}", run.dump());
+    assert!(
+        requests[0].path.starts_with("/hook/users/1?"),
+        "{}",
+        requests[0].path
+    );
+    assert!(requests[0].path.contains("&id=1&"), "{}", requests[0].path);
+}
+
+#[test]
+fn a_path_template_with_batching_is_a_config_error() {
+    let receiver = Receiver::start_default();
+    let config = config(
+        &receiver.url("/hook"),
+        json!({"batch_size": 10, "request": {"path": "/x/{{ record.id }}"}}),
+    );
+    let run = write_valmi(&config, valmi_records(1..=2).as_bytes());
+    let said = assert_fatal(&run, "config_error");
+    assert!(
+        said.contains("request.path") && said.contains("batch_size"),
+        "{said}"
+    );
+    assert_eq!(receiver.request_count(), 0);
+}

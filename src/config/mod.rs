@@ -151,8 +151,8 @@ pub struct Config {
 
     /// Request template
     ///
-    /// A body of the receiver's own shape instead of the envelope, written in Jinja
-    /// (minijinja). Unset = the envelope, byte for byte as without it.
+    /// A body of the receiver's own shape instead of the envelope, and a path per record,
+    /// written in Jinja (minijinja). Unset = the envelope to url, byte for byte as without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("order" = 16))]
     pub request: Option<RequestTemplate>,
@@ -298,7 +298,7 @@ pub enum Compression {
     Gzip,
 }
 
-/// The request's body as a template, and the media type it is written in.
+/// The request's body and path as templates, and the media type the body is written in.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 pub struct RequestTemplate {
     /// Body template
@@ -309,6 +309,13 @@ pub struct RequestTemplate {
     /// as JSON string contents. Unset = the envelope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// Path template
+    ///
+    /// Path and query appended to url per record, e.g. "/contacts/{{ record.id }}?source=sync".
+    /// Every inserted value is percent-encoded, so it can add no path segment, parameter or
+    /// fragment; the scheme, host and port are always url's. Needs batch_size 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// Content type
     ///
     /// What the rendered body is and the Content-Type it is sent with. A JSON body must render

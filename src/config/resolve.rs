@@ -20,6 +20,11 @@ impl Config {
         Some((request.body.as_deref()?, request.content_type))
     }
 
+    /// The path template, when one is configured.
+    pub fn path_template(&self) -> Option<&str> {
+        self.request.as_ref()?.path.as_deref()
+    }
+
     fn run_time_args(&self) -> Option<&RunTimeArgs> {
         self.run_time_args.as_ref()
     }

@@ -134,7 +134,7 @@ impl Sender {
         if let Some(encoding) = &self.content_encoding {
             headers.insert(CONTENT_ENCODING, encoding.clone());
         }
-        if outgoing.content.url.is_none() {
+        if self.method != reqwest::Method::GET {
             *request.body_mut() = Some(outgoing.content.body.clone().into());
         }
         request
