@@ -9,9 +9,10 @@ use url::Url;
 
 use crate::envelope::{Envelope, WriteJson};
 use crate::flatten::{self, FlattenError};
+use crate::header_template::HeaderTemplates;
 use crate::path_template::PathTemplate;
 use crate::rejection::Rejection;
-use crate::shape::{Payload, Shape};
+use crate::shape::{Payload, Shape, Templated};
 use crate::template::{BodyTemplate, CompileError, Facts};
 
 /// URLs longer than this are refused by many servers or silently truncated.
@@ -32,6 +33,7 @@ const ENVELOPE_ROOM: usize = 1024;
 pub struct Templates {
     pub body: Option<BodyTemplate>,
     pub path: Option<PathTemplate>,
+    pub headers: Option<HeaderTemplates>,
 }
 
 impl Templates {
@@ -45,11 +47,15 @@ impl Templates {
                 .path_template()
                 .map(PathTemplate::compile)
                 .transpose()?,
+            headers: config
+                .header_templates()
+                .map(HeaderTemplates::compile)
+                .transpose()?,
         })
     }
 
     fn any(&self) -> bool {
-        self.body.is_some() || self.path.is_some()
+        self.body.is_some() || self.path.is_some() || self.headers.is_some()
     }
 }
 
@@ -119,15 +125,29 @@ impl Encoder {
             if !self.templates.any() {
                 return Ok(Payload::Json(body));
             }
-            return self.templated(&envelope.payload, body, facts);
+            let texts = Texts {
+                record: json_text(&envelope.payload),
+                envelope: String::from_utf8_lossy(&body).into_owned(),
+            };
+            let body = match &self.templates.body {
+                None => body,
+                Some(template) => Bytes::from(
+                    template
+                        .render(&texts.record, &texts.envelope, facts)
+                        .map_err(Rejection::Template)?,
+                ),
+            };
+            return self.templated(&texts, body, None, facts);
         }
-        let mut url = match &self.templates.path {
-            None => self.url.clone(),
-            Some(path) => {
-                let (record, envelope) = (json_text(&envelope.payload), json_text(&envelope));
-                path.url(&self.url, &record, &envelope, facts)
-                    .map_err(Rejection::Template)?
-            }
+        let texts = self.templates.any().then(|| Texts {
+            record: json_text(&envelope.payload),
+            envelope: json_text(&envelope),
+        });
+        let mut url = match (&self.templates.path, &texts) {
+            (Some(path), Some(texts)) => path
+                .url(&self.url, &texts.record, &texts.envelope, facts)
+                .map_err(Rejection::Template)?,
+            _ => self.url.clone(),
         };
         let mut pairs = Vec::new();
         flatten_payload(&mut pairs).map_err(Rejection::NotFlattenable)?;
@@ -145,37 +165,50 @@ impl Encoder {
                 limit: MAX_GET_URL,
             });
         }
-        Ok(Payload::Query(url))
-    }
-
-    /// A record's payload through the configured templates: the body template's rendering
-    /// (or the envelope, `envelope`), to the path template's URL when there is one.
-    fn templated(
-        &self,
-        payload: &impl WriteJson,
-        envelope: Bytes,
-        facts: &Facts<'_>,
-    ) -> Result<Payload, Rejection> {
-        let record = json_text(payload);
-        let envelope_text = String::from_utf8_lossy(&envelope);
-        let body = match &self.templates.body {
-            None => envelope.clone(),
-            Some(template) => Bytes::from(
-                template
-                    .render(&record, &envelope_text, facts)
-                    .map_err(Rejection::Template)?,
-            ),
-        };
-        match &self.templates.path {
-            None => Ok(Payload::Json(body)),
-            Some(path) => Ok(Payload::Addressed {
-                url: path
-                    .url(&self.url, &record, &envelope_text, facts)
-                    .map_err(Rejection::Template)?,
-                body,
-            }),
+        match texts {
+            None => Ok(Payload::Query(url)),
+            Some(texts) => self.templated(&texts, Bytes::new(), Some(url), facts),
         }
     }
+
+    /// A record's `body` with the path template's URL (unless `url`, a GET's, is given) and the
+    /// header templates' headers; a plain JSON payload when neither applies.
+    fn templated(
+        &self,
+        texts: &Texts,
+        body: Bytes,
+        url: Option<Url>,
+        facts: &Facts<'_>,
+    ) -> Result<Payload, Rejection> {
+        let url = match (url, &self.templates.path) {
+            (Some(url), _) => Some(url),
+            (None, Some(path)) => Some(
+                path.url(&self.url, &texts.record, &texts.envelope, facts)
+                    .map_err(Rejection::Template)?,
+            ),
+            (None, None) => None,
+        };
+        let headers = match &self.templates.headers {
+            Some(headers) => headers
+                .render(&texts.record, &texts.envelope, facts)
+                .map_err(Rejection::Template)?,
+            None => Vec::new(),
+        };
+        if url.is_none() && headers.is_empty() {
+            return Ok(Payload::Json(body));
+        }
+        Ok(Payload::Templated(Box::new(Templated {
+            url,
+            body,
+            headers,
+        })))
+    }
+}
+
+/// A record's payload and envelope as JSON text, what its templates read.
+struct Texts {
+    record: String,
+    envelope: String,
 }
 
 /// A value's JSON text, for a template to read.

@@ -25,6 +25,7 @@ pub mod envelope;
 pub mod failure;
 pub mod files;
 pub mod flatten;
+pub mod header_template;
 pub mod headers;
 pub mod hmac_header;
 pub mod idempotency;

@@ -5,7 +5,7 @@
 //! `ValidatedHttp`, where content type and encoding are resolved once at validation.
 
 use bytes::Bytes;
-use reqwest::header::HeaderValue;
+use reqwest::header::{HeaderName, HeaderValue};
 use url::Url;
 
 use crate::config::{Compression, Config, ContentType, Method};
@@ -31,8 +31,18 @@ pub enum Payload {
     Json(Bytes),
     /// The endpoint with the record's query appended.
     Query(Url),
-    /// A body to its own URL (a path template's).
-    Addressed { url: Url, body: Bytes },
+    /// A record through request templates that give it its own URL or headers.
+    Templated(Box<Templated>),
+}
+
+/// What request templates made of one record.
+#[derive(Debug)]
+pub struct Templated {
+    /// A path template's URL (with a GET's query), or `None` for the endpoint.
+    pub url: Option<Url>,
+    /// The body (empty for GET).
+    pub body: Bytes,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Payload {
@@ -41,7 +51,7 @@ impl Payload {
         match self {
             Payload::Json(body) => body.len(),
             Payload::Query(url) => url.as_str().len(),
-            Payload::Addressed { url, body } => url.as_str().len() + body.len(),
+            Payload::Templated(t) => t.url.as_ref().map_or(0, |u| u.as_str().len()) + t.body.len(),
         }
     }
 
@@ -59,6 +69,8 @@ pub struct Content {
     /// The bytes the signature covers and a dry run shows: the uncompressed body (a receiver
     /// verifies the body its framework hands it, which is decompressed); empty for GET.
     pub signed: Bytes,
+    /// Header templates' headers for this record.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Shape {
@@ -100,26 +112,25 @@ impl Shape {
     /// when batching (even of one: a receiver expecting arrays gets arrays); GET carries its
     /// record's URL, and so does a record with a path template.
     pub fn content<'a>(self, mut payloads: impl ExactSizeIterator<Item = &'a Payload>) -> Content {
-        let (url, signed) = match (self, payloads.len()) {
+        let (url, signed, headers) = match (self, payloads.len()) {
             (Shape::Json { batched: false, .. }, 1) | (Shape::Query, _) => match payloads.next() {
-                Some(Payload::Query(url)) => {
-                    return Content {
-                        url: Some(url.clone()),
-                        body: Bytes::new(),
-                        signed: Bytes::new(),
-                    }
-                }
-                Some(Payload::Addressed { url, body }) => (Some(url.clone()), body.clone()),
-                Some(Payload::Json(body)) => (None, body.clone()),
-                None => (None, Bytes::new()),
+                Some(Payload::Query(url)) => (Some(url.clone()), Bytes::new(), Vec::new()),
+                Some(Payload::Templated(t)) => (t.url.clone(), t.body.clone(), t.headers.clone()),
+                Some(Payload::Json(body)) => (None, body.clone(), Vec::new()),
+                None => (None, Bytes::new(), Vec::new()),
             },
-            (Shape::Json { .. }, _) => (None, Bytes::from(batch_body(payloads))),
+            (Shape::Json { .. }, _) => (None, Bytes::from(batch_body(payloads)), Vec::new()),
         };
         let body = match self {
             Shape::Json { gzip: true, .. } => gzip(&signed),
             _ => signed.clone(),
         };
-        Content { url, body, signed }
+        Content {
+            url,
+            body,
+            signed,
+            headers,
+        }
     }
 }
 

@@ -86,25 +86,28 @@ fn request_problems(config: &Config) -> Vec<String> {
     let Some(request) = &config.request else {
         return problems;
     };
-    if let Some(path) = &request.path {
-        if config.batch_size > 1 {
+    for (field, set) in [
+        ("request.path", request.path.is_some()),
+        ("request.headers", !request.headers.is_empty()),
+    ] {
+        if set && config.batch_size > 1 {
             problems.push(format!(
-                "request.path: sends each record to its own URL; batch_size is {}, it must be 1",
+                "{field}: differs per record; batch_size is {}, it must be 1",
                 config.batch_size
             ));
         }
-        problems.extend(
-            crate::path_template::PathTemplate::compile(path)
-                .err()
-                .map(|e| e.to_string()),
-        );
     }
-    let Some(body) = &request.body else {
+    problems.extend(
+        crate::encoder::Templates::compile(config)
+            .err()
+            .map(|e| e.to_string()),
+    );
+    if request.body.is_none() {
         if request.content_type != ContentType::Json {
             problems.push("request.content_type: needs request.body (the envelope is JSON)".into());
         }
         return problems;
-    };
+    }
     if config.method == Method::Get {
         problems.push("request.body: GET sends no body; use POST, PUT or PATCH".into());
     }
@@ -114,11 +117,6 @@ fn request_problems(config: &Config) -> Vec<String> {
             config.batch_size
         ));
     }
-    problems.extend(
-        crate::template::BodyTemplate::compile(body, request.content_type)
-            .err()
-            .map(|e| e.to_string()),
-    );
     problems
 }
 

@@ -234,7 +234,10 @@ fn a_path_template_sends_each_record_to_its_own_url_and_a_value_cannot_escape_it
     let message = echo[0]["record"]["rejection_message"]
         .as_str()
         .unwrap_or_default();
-    assert!(message.contains("request.path: the value '..'"), "{message}");
+    assert!(
+        message.contains("request.path: the value '..'"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -264,6 +267,52 @@ fn a_path_template_with_batching_is_a_config_error() {
     let said = assert_fatal(&run, "config_error");
     assert!(
         said.contains("request.path") && said.contains("batch_size"),
+        "{said}"
+    );
+    assert_eq!(receiver.request_count(), 0);
+}
+
+#[test]
+fn header_templates_are_rendered_per_record_and_a_line_break_rejects_the_record() {
+    let input = [
+        record_with(1, json!({"id": 1, "email": "acme"})),
+        record_with(2, json!({"id": 2, "email": "evil\r\nX-Admin: 1"})),
+        record_with(3, json!({"id": 3, "email": "globex"})),
+    ]
+    .concat();
+    let request = json!({"headers": ["X-Tenant: t-{{ record.em }}"]});
+    let (run, requests) = write_templated(request, &input);
+    assert_completed(&run);
+    let tenants: Vec<Option<&str>> = requests.iter().map(|r| r.header("x-tenant")).collect();
+    assert_eq!(
+        tenants,
+        [Some("t-acme"), Some("t-globex")],
+        "{}",
+        run.dump()
+    );
+    assert!(requests.iter().all(|r| r.header("x-admin").is_none()));
+    // Without a body template the body is still the envelope.
+    assert_eq!(body_rows(&requests[1].json()), [3]);
+    let echo = run.rejected_records();
+    assert_eq!(echo.len(), 1, "{}", run.dump());
+    let message = echo[0]["record"]["rejection_message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("request.headers") && message.contains("'x-tenant'"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_header_template_for_a_header_the_connector_sets_is_refused() {
+    let receiver = Receiver::start_default();
+    let request = json!({"headers": ["Idempotency-Key: {{ record.id }}"]});
+    let config = config(&receiver.url("/hook"), json!({ "request": request }));
+    let run = write_valmi(&config, valmi_records(1..=1).as_bytes());
+    let said = assert_fatal(&run, "config_error");
+    assert!(
+        said.contains("request.headers: [0]") && said.contains("Idempotency-Key"),
         "{said}"
     );
     assert_eq!(receiver.request_count(), 0);

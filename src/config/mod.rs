@@ -151,8 +151,8 @@ pub struct Config {
 
     /// Request template
     ///
-    /// A body of the receiver's own shape instead of the envelope, and a path per record,
-    /// written in Jinja (minijinja). Unset = the envelope to url, byte for byte as without it.
+    /// A body of the receiver's own shape instead of the envelope, a path and headers per
+    /// record, written in Jinja (minijinja). Unset = the envelope to url, byte for byte as without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("order" = 16))]
     pub request: Option<RequestTemplate>,
@@ -298,7 +298,7 @@ pub enum Compression {
     Gzip,
 }
 
-/// The request's body and path as templates, and the media type the body is written in.
+/// The request's body, path and headers as templates, and the media type the body is written in.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 pub struct RequestTemplate {
     /// Body template
@@ -316,6 +316,13 @@ pub struct RequestTemplate {
     /// fragment; the scheme, host and port are always url's. Needs batch_size 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Header templates
+    ///
+    /// Each entry is "Name: template", e.g. "X-Tenant: {{ record.tenant }}", added to every
+    /// request. A rendered value with CR, LF or another byte invalid in a header rejects the
+    /// record; the headers the connector sets stay refused. Needs batch_size 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
     /// Content type
     ///
     /// What the rendered body is and the Content-Type it is sent with. A JSON body must render

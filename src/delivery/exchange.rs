@@ -123,6 +123,9 @@ impl Sender {
         // map is allocated once.
         let headers = request.headers_mut();
         headers.reserve(HEADER_ROOM);
+        for (name, value) in &outgoing.content.headers {
+            headers.insert(name.clone(), value.clone());
+        }
         headers.insert(IDEMPOTENCY_KEY, outgoing.key.clone());
         headers.insert(WEBHOOK_ID, outgoing.key.clone());
         if let Some(token) = token {
