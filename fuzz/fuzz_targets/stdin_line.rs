@@ -6,7 +6,8 @@
 
 use destination_webhook::catalog::{AirbyteStream, MappingEntry, ValmiCatalog};
 use destination_webhook::dialect::{airbyte::Airbyte, valmi::Valmi, Dialect};
-use destination_webhook::encoder::Encoder;
+use destination_webhook::config::ContentType;
+use destination_webhook::encoder::{Encoder, Templates};
 use destination_webhook::endpoint::Endpoint;
 use destination_webhook::shape::Shape;
 use destination_webhook::idempotency::RunScope;
@@ -16,8 +17,8 @@ use libfuzzer_sys::fuzz_target;
 
 fn dialects() -> Vec<Dialect> {
     let mut out = Vec::new();
-    for shape in [Shape::Json { batched: false, gzip: false }, Shape::Query] {
-        let wire = || Encoder::new(shape, Endpoint::parse("http://127.0.0.1:1/hook?x=1").unwrap().url().clone());
+    for shape in [Shape::Json { batched: false, gzip: false, content_type: ContentType::Json }, Shape::Query] {
+        let wire = || Encoder::new(shape, Endpoint::parse("http://127.0.0.1:1/hook?x=1").unwrap().url().clone(), Templates::default());
         let catalog = ValmiCatalog {
             sync_mode: "mirror".into(),
             mapping: vec![MappingEntry { stream: "id".into(), sink: "id".into() }, MappingEntry { stream: "a".into(), sink: "b".into() }],
