@@ -873,6 +873,18 @@ fn the_token_endpoints_503s_are_retried() {
     assert_eq!(token_traffic(&receiver), (3, 6, 0));
 }
 
+/// A token endpoint that keeps answering 503 is down, not misconfigured: once retries are
+/// spent the sync stops as a `transient_error` (run again later), before any record.
+#[test]
+fn a_token_endpoint_that_stays_overloaded_is_a_transient_error() {
+    let receiver = token_receiver(Some(3600), 100, Reply::status(200));
+    let config = oauth_config(&receiver, json!({}), json!({"max_retries": 1}));
+    let run = write_valmi(&config, valmi_messages().as_bytes());
+    let message = assert_fatal(&run, "transient_error");
+    assert!(message.contains("HTTP 503"), "{message}");
+    assert_eq!(token_traffic(&receiver), (2, 0, 0));
+}
+
 #[test]
 fn a_refusing_token_endpoint_fails_check_and_write_in_its_own_words_before_any_record() {
     let receiver = token_receiver(Some(3600), 0, Reply::status(200));
