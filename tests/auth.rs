@@ -449,27 +449,6 @@ fn tls_server_config() -> (Arc<rustls::ServerConfig>, String) {
 const PROXY_USER: &str = "proxy-user";
 const PROXY_PASSWORD: &str = "pr0xy-S3cr3t";
 
-/// The environment with a proxy variable pointing at `env_proxy` (a dead port when the config's
-/// own proxy must win), every other spelling removed so the machine's settings do not leak in.
-fn env_with_proxy(env_proxy: &str) -> Vec<(&'static str, Option<&str>)> {
-    let mut env: Vec<(&'static str, Option<&str>)> = [
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "ALL_PROXY",
-        "no_proxy",
-        "NO_PROXY",
-    ]
-    .into_iter()
-    .map(|name| (name, None))
-    .collect();
-    env.extend([
-        ("HTTP_PROXY", Some(env_proxy)),
-        ("HTTPS_PROXY", Some(env_proxy)),
-    ]);
-    env
-}
-
 fn write_env(config: &Value, env: &[(&str, Option<&str>)]) -> Run {
     write_valmi_with_env(config, valmi_messages().as_bytes(), env)
 }
@@ -497,7 +476,7 @@ fn an_https_endpoint_is_reached_through_the_configured_proxys_tunnel_with_tls_en
     );
     // The environment names a dead proxy: the config's wins.
     let dead = dead_proxy();
-    let env = env_with_proxy(&dead);
+    let env = proxy_env(&dead);
     let (checked, said) = status(&check_env(&config, &env));
     assert_eq!(checked, "SUCCEEDED", "{said}");
     assert!(
@@ -543,7 +522,7 @@ fn a_plain_http_endpoint_goes_through_the_configured_proxy() {
         &endpoint,
         json!({"proxy": {"url": proxy.url(""), "username": PROXY_USER, "password": PROXY_PASSWORD}}),
     );
-    assert_completed(&write_env(&config, &env_with_proxy(&dead_proxy())));
+    assert_completed(&write_env(&config, &proxy_env(&dead_proxy())));
     let requests = proxy.requests();
     assert_eq!(requests.len(), 6);
     let credential = format!(
@@ -563,7 +542,7 @@ fn a_bypassed_host_is_reached_directly() {
         json!({"proxy": {"url": dead_proxy(), "bypass": ["example.com", "127.0.0.1"]}}),
     );
     let dead = dead_proxy();
-    let env = env_with_proxy(&dead);
+    let env = proxy_env(&dead);
     let (checked, said) = status(&check_env(&config, &env));
     assert_eq!(checked, "SUCCEEDED", "{said}");
     assert!(!said.contains("proxy"), "{said}");
@@ -579,7 +558,7 @@ fn a_dead_configured_proxy_is_named_by_check_and_write_without_its_credentials()
         &receiver.url("/hook"),
         json!({"proxy": {"url": proxy, "username": PROXY_USER, "password": PROXY_PASSWORD}}),
     );
-    let env = env_with_proxy("");
+    let env = proxy_env("");
     let checked = check_env(&config, &env);
     let (result, said) = status(&checked);
     assert_eq!(result, "FAILED");
@@ -611,11 +590,11 @@ fn an_unsupported_proxy_is_a_config_error_before_any_record() {
         ),
     ] {
         let config = config(&receiver.url("/hook"), json!({ "proxy": proxy }));
-        let checked = check_env(&config, &env_with_proxy(""));
+        let checked = check_env(&config, &proxy_env(""));
         let (result, said) = status(&checked);
         assert_eq!(result, "FAILED");
         assert!(said.contains(says), "{said}");
-        let run = write_env(&config, &env_with_proxy(""));
+        let run = write_env(&config, &proxy_env(""));
         let message = assert_fatal(&run, "config_error");
         assert!(message.contains(says), "{message}");
         for run in [&checked, &run] {
@@ -682,7 +661,7 @@ fn an_https_proxy_is_spoken_to_over_tls_by_check_and_write() {
         json!({"tls": {"ca_certificate": ca_pem},
             "proxy": {"url": format!("https://127.0.0.1:{port}"), "username": PROXY_USER}}),
     );
-    let env = env_with_proxy("");
+    let env = proxy_env("");
     let (checked, said) = status(&check_env(&config, &env));
     assert_eq!(checked, "SUCCEEDED", "{said}");
     assert!(
@@ -891,7 +870,7 @@ fn a_refusing_token_endpoint_fails_check_and_write_in_its_own_words_before_any_r
     let mut config = oauth_config(&receiver, json!({}), json!({}));
     let wrong = "wr0ng-S3cr3t";
     config["auth"]["client_secret"] = json!(wrong);
-    let checked = check_env(&config, &env_with_proxy(""));
+    let checked = check_env(&config, &proxy_env(""));
     let (result, said) = status(&checked);
     assert_eq!(result, "FAILED");
     let words = "(HTTP 401): invalid_client: Client authentication failed";
@@ -918,7 +897,7 @@ fn a_token_endpoint_that_is_down_fails_check_and_write_naming_it() {
         &json!({"auth": {"type": "oauth2_client_credentials", "token_url": token_url,
             "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}}),
     );
-    let (result, said) = status(&check_env(&config, &env_with_proxy("")));
+    let (result, said) = status(&check_env(&config, &proxy_env("")));
     assert_eq!(result, "FAILED");
     assert!(
         said.contains(&format!("could not get a token from {token_url}")),
@@ -944,7 +923,7 @@ fn a_token_answer_that_is_not_json_or_lacks_access_token_is_a_config_error() {
             ..Script::default()
         });
         let config = oauth_config(&receiver, json!({}), json!({}));
-        let (result, said) = status(&check_env(&config, &env_with_proxy("")));
+        let (result, said) = status(&check_env(&config, &proxy_env("")));
         assert_eq!(result, "FAILED");
         assert!(said.contains(says), "{said}");
         let message = assert_fatal(
@@ -965,7 +944,7 @@ fn a_token_url_that_is_not_http_is_a_config_error_and_nothing_is_sent() {
             "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}}),
     );
     let says = "auth.token_url: the scheme 'ftp' is not supported";
-    let (result, said) = status(&check_env(&config, &env_with_proxy("")));
+    let (result, said) = status(&check_env(&config, &proxy_env("")));
     assert_eq!(result, "FAILED");
     assert!(said.contains(says), "{said}");
     let message = assert_fatal(
@@ -981,7 +960,7 @@ fn check_gets_a_token() {
     let receiver = token_receiver(Some(3600), 0, Reply::status(200));
     let checked = check_env(
         &oauth_config(&receiver, json!({}), json!({})),
-        &env_with_proxy(""),
+        &proxy_env(""),
     );
     let (result, said) = status(&checked);
     assert_eq!(result, "SUCCEEDED", "{said}");
@@ -1029,7 +1008,7 @@ fn mutual_tls_runs_end_to_end_through_the_configured_proxys_tunnel() {
         json!({"proxy": proxy, "tls": {"ca_certificate": ca_pem,
             "client_certificate": client_cert.pem(), "client_key": client_key.serialize_pem()}}),
     );
-    let env = env_with_proxy("");
+    let env = proxy_env("");
     assert_eq!(status(&check_env(&with_certificate, &env)).0, "SUCCEEDED");
     assert_completed(&write_env(&with_certificate, &env));
     assert_eq!(endpoint.take().len(), 6);

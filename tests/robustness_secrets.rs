@@ -251,27 +251,6 @@ fn a_trace_names_the_url_without_its_query_token() {
 // ---------------------------------------------------------------------------------------------
 // Item 11: `check` takes `write`'s route through a proxy
 
-/// The proxy variables of the child process only: `HTTP_PROXY` and `HTTPS_PROXY` set to
-/// `proxy`, every other spelling removed so the test machine's settings do not leak in.
-fn proxy_env(proxy: &str) -> Vec<(&'static str, Option<&str>)> {
-    let mut env: Vec<(&'static str, Option<&str>)> = [
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "ALL_PROXY",
-        "no_proxy",
-    ]
-    .into_iter()
-    .map(|name| (name, None))
-    .collect();
-    env.extend([
-        ("HTTP_PROXY", Some(proxy)),
-        ("HTTPS_PROXY", Some(proxy)),
-        ("NO_PROXY", Some("")),
-    ]);
-    env
-}
-
 /// Proxy credentials, which no message may show.
 const PROXY_PASSWORD: &str = "pr0xyPw-S3cr3t";
 

@@ -586,3 +586,24 @@ pub fn connect_proxy(status: u16) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<S
     });
     (port, heads)
 }
+
+/// The proxy variables of the child process only: `HTTP_PROXY` and `HTTPS_PROXY` set to
+/// `proxy`, every other spelling removed so the test machine's settings do not leak in.
+pub fn proxy_env(proxy: &str) -> Vec<(&'static str, Option<&str>)> {
+    let mut env: Vec<(&'static str, Option<&str>)> = [
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "ALL_PROXY",
+        "no_proxy",
+    ]
+    .into_iter()
+    .map(|name| (name, None))
+    .collect();
+    env.extend([
+        ("HTTP_PROXY", Some(proxy)),
+        ("HTTPS_PROXY", Some(proxy)),
+        ("NO_PROXY", Some("")),
+    ]);
+    env
+}
