@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use reqwest::header::HeaderValue;
 use serde::Deserialize;
 
 use serde_json::value::RawValue;
@@ -183,20 +184,10 @@ impl Valmi {
         if order == Some(RowPlace::AlreadyDelivered) {
             return Event::AlreadyDelivered;
         }
-        let order_key = match &self.id_key {
-            Some(key) => Some(hash_key(fields.get(key).map(|v| v.get()))),
-            None if self.serialize_all => Some(0),
-            None => None,
-        };
-        let idempotency_key = idempotency::valmi(
-            &self.run_scope,
-            ValmiRow {
-                row_num: valmi_meta._valmi_row_num.unwrap_or(message_id),
-                content: record.data.get().as_bytes(),
-                out_of_order: (order == Some(RowPlace::NotRising)).then_some(message_id),
-            },
-        );
-        let idempotency_key = self.encoder.key_header(idempotency_key);
+        let order_key = self.order_key(fields);
+        let out_of_order = order == Some(RowPlace::NotRising);
+        let idempotency_key =
+            self.idempotency_key(record, meta.label.row_num, message_id, out_of_order);
         let facts = Facts {
             op: &meta.op,
             stream: &meta.stream,
@@ -223,6 +214,36 @@ impl Valmi {
             label: meta.label,
         };
         meta.send(request, order_key)
+    }
+
+    /// Records sharing the id key's value go one at a time, in input order; without a key, a
+    /// mode that changes rows sends one record at a time.
+    fn order_key(&self, fields: &RawObject<'_>) -> Option<u64> {
+        match &self.id_key {
+            Some(key) => Some(hash_key(fields.get(key).map(|v| v.get()))),
+            None if self.serialize_all => Some(0),
+            None => None,
+        }
+    }
+
+    /// The record's idempotency key as a header value; a row number that repeats or goes
+    /// backwards adds the record's position, so two records never share a key.
+    fn idempotency_key(
+        &mut self,
+        record: &InputRecord,
+        row_num: Option<u64>,
+        message_id: u64,
+        out_of_order: bool,
+    ) -> HeaderValue {
+        let key = idempotency::valmi(
+            &self.run_scope,
+            ValmiRow {
+                row_num: row_num.unwrap_or(message_id),
+                content: record.data.get().as_bytes(),
+                out_of_order: out_of_order.then_some(message_id),
+            },
+        );
+        self.encoder.key_header(key)
     }
 }
 
