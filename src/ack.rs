@@ -15,6 +15,8 @@ use crate::rejection::Rejection;
 pub enum Ack {
     Delivered,
     Rejected(Rejection),
+    /// Its operation's route is `skip`: nothing was sent, on purpose.
+    Skipped,
 }
 
 /// An entry of the write loop's window: a record, or (Airbyte) an input STATE that leaves once

@@ -1,7 +1,8 @@
 //! Records into payloads, on the reader thread: the envelope written as JSON into an arena, or
 //! for GET flattened into the endpoint's query (and refused when that URL would be too long).
-//! Which of the two is the [`Shape`]'s decision, made once. A configured body template
-//! replaces the envelope with its rendering; without one nothing of it is touched.
+//! Which of the two is the [`Shape`]'s decision, made once. A record whose operation's route
+//! (or the top-level request) has templates gets what they render instead; without any,
+//! nothing of that is touched.
 
 use bytes::{Bytes, BytesMut};
 use reqwest::header::HeaderValue;
@@ -9,11 +10,10 @@ use url::Url;
 
 use crate::envelope::{Envelope, WriteJson};
 use crate::flatten::{self, FlattenError};
-use crate::header_template::HeaderTemplates;
-use crate::path_template::PathTemplate;
 use crate::rejection::Rejection;
+use crate::routes::{Carrier, Definition, Routes};
 use crate::shape::{Payload, Shape, Templated};
-use crate::template::{BodyTemplate, CompileError, Facts};
+use crate::template::{self, Facts};
 
 /// URLs longer than this are refused by many servers or silently truncated.
 pub const MAX_GET_URL: usize = 16 * 1024;
@@ -26,51 +26,18 @@ const ARENA_BLOCK: usize = 64 * 1024;
 /// written in one place and never moved mid-write.
 const ENVELOPE_ROOM: usize = 1024;
 
-/// How records become payloads: the part both dialects share.
-/// The request templates, compiled at start-up; none configured sends the envelope to the
-/// endpoint.
-#[derive(Default)]
-pub struct Templates {
-    pub body: Option<BodyTemplate>,
-    pub path: Option<PathTemplate>,
-    pub headers: Option<HeaderTemplates>,
-}
-
-impl Templates {
-    pub fn compile(config: &crate::config::Config) -> Result<Self, CompileError> {
-        let body = config.body_template();
-        Ok(Templates {
-            body: body
-                .map(|(body, content_type)| BodyTemplate::compile(body, content_type))
-                .transpose()?,
-            path: config
-                .path_template()
-                .map(PathTemplate::compile)
-                .transpose()?,
-            headers: config
-                .header_templates()
-                .map(HeaderTemplates::compile)
-                .transpose()?,
-        })
-    }
-
-    fn any(&self) -> bool {
-        self.body.is_some() || self.path.is_some() || self.headers.is_some()
-    }
-}
-
 pub struct Encoder {
     shape: Shape,
     /// The endpoint a GET's query is appended to.
     url: Url,
-    templates: Templates,
+    routes: Routes,
     arena: BytesMut,
 }
 
 impl Encoder {
     /// A trailing `&` of the endpoint's own query is dropped: the parameters are joined to it
     /// with one.
-    pub fn new(shape: Shape, mut url: Url, templates: Templates) -> Self {
+    pub fn new(shape: Shape, mut url: Url, routes: Routes) -> Self {
         if let Some(own) = url.query().filter(|q| q.ends_with('&')) {
             let own = own.trim_end_matches('&').to_string();
             url.set_query(Some(&own));
@@ -78,7 +45,7 @@ impl Encoder {
         Encoder {
             shape,
             url,
-            templates,
+            routes,
             arena: BytesMut::with_capacity(ARENA_BLOCK),
         }
     }
@@ -96,6 +63,21 @@ impl Encoder {
             .expect("idempotency keys are URL-safe base64")
     }
 
+    /// Whether the records of operation `op` are acknowledged without being sent.
+    pub fn skips(&self, op: &str) -> bool {
+        self.routes.definition(op).is_none()
+    }
+
+    /// Whether records are routed by their operation.
+    pub fn routes_by_operation(&self) -> bool {
+        self.routes.by_operation()
+    }
+
+    /// Whether a record's templates need its facts beyond the envelope's (its key's value).
+    pub fn templated(&self) -> bool {
+        !self.routes.is_plain()
+    }
+
     /// Makes room for `needed` bytes. A block too small is replaced, never grown: growing a
     /// block whose records are all gone would keep their bytes in it, so large records would
     /// grow it again and again.
@@ -105,12 +87,13 @@ impl Encoder {
         }
     }
 
-    /// The envelope as JSON (or the body template's rendering), or for GET the endpoint with
-    /// its query; `Err` when a GET record cannot be flattened or its URL would be over the
-    /// limit, or the template cannot be rendered for it. `payload_size`: about how long the
-    /// payload's JSON is (the record's data is an upper bound); `facts`: what a template sees
-    /// besides the record; `flatten_payload`: the payload's GET parameters, which only GET
-    /// needs.
+    /// The record's request as its operation's route defines it: the envelope as JSON, or for
+    /// GET the endpoint with the record in its query, or what the templates make of it. `Err`
+    /// when a GET record cannot be flattened or its URL would be over the limit, or a template
+    /// cannot be rendered for it. `payload_size`: about how long the payload's JSON is (the
+    /// record's data is an upper bound); `facts`: what a template sees besides the record;
+    /// `flatten_payload`: the payload's GET parameters, which only GET needs. A skipped
+    /// operation ([`Encoder::skips`]) is the caller's to handle before.
     pub fn encode<P: WriteJson>(
         &mut self,
         envelope: Envelope<'_, P>,
@@ -118,97 +101,94 @@ impl Encoder {
         facts: &Facts<'_>,
         flatten_payload: impl FnOnce(&mut Vec<(String, String)>) -> Result<(), FlattenError>,
     ) -> Result<Payload, Rejection> {
-        if let Shape::Json { .. } = self.shape {
-            self.room(payload_size + ENVELOPE_ROOM);
-            envelope.write_json(&mut self.arena);
-            let body = self.arena.split().freeze();
-            if !self.templates.any() {
-                return Ok(Payload::Json(body));
+        let definition = self
+            .routes
+            .definition(facts.op)
+            .expect("skips are handled before");
+        if !definition.is_plain() {
+            return templated(definition, &self.url, &envelope, facts, flatten_payload);
+        }
+        match self.shape {
+            Shape::Json { .. } => {
+                self.room(payload_size + ENVELOPE_ROOM);
+                envelope.write_json(&mut self.arena);
+                Ok(Payload::Json(self.arena.split().freeze()))
             }
-            let texts = Texts {
-                record: json_text(&envelope.payload),
-                envelope: String::from_utf8_lossy(&body).into_owned(),
-            };
-            let body = match &self.templates.body {
-                None => body,
-                Some(template) => Bytes::from(
-                    template
-                        .render(&texts.record, &texts.envelope, facts)
-                        .map_err(Rejection::Template)?,
-                ),
-            };
-            return self.templated(&texts, body, None, facts);
+            Shape::Query => {
+                query_url(self.url.clone(), &envelope, flatten_payload).map(Payload::Query)
+            }
         }
-        let texts = self.templates.any().then(|| Texts {
-            record: json_text(&envelope.payload),
-            envelope: json_text(&envelope),
-        });
-        let mut url = match (&self.templates.path, &texts) {
-            (Some(path), Some(texts)) => path
-                .url(&self.url, &texts.record, &texts.envelope, facts)
-                .map_err(Rejection::Template)?,
-            _ => self.url.clone(),
-        };
-        let mut pairs = Vec::new();
-        flatten_payload(&mut pairs).map_err(Rejection::NotFlattenable)?;
-        flatten::append_envelope_query(
-            &mut url,
-            pairs,
-            envelope.message_id,
-            envelope.sync_mode,
-            envelope.stream,
-        );
-        let length = url.as_str().len();
-        if length > MAX_GET_URL {
-            return Err(Rejection::UrlTooLong {
-                length,
-                limit: MAX_GET_URL,
-            });
-        }
-        match texts {
-            None => Ok(Payload::Query(url)),
-            Some(texts) => self.templated(&texts, Bytes::new(), Some(url), facts),
-        }
-    }
-
-    /// A record's `body` with the path template's URL (unless `url`, a GET's, is given) and the
-    /// header templates' headers; a plain JSON payload when neither applies.
-    fn templated(
-        &self,
-        texts: &Texts,
-        body: Bytes,
-        url: Option<Url>,
-        facts: &Facts<'_>,
-    ) -> Result<Payload, Rejection> {
-        let url = match (url, &self.templates.path) {
-            (Some(url), _) => Some(url),
-            (None, Some(path)) => Some(
-                path.url(&self.url, &texts.record, &texts.envelope, facts)
-                    .map_err(Rejection::Template)?,
-            ),
-            (None, None) => None,
-        };
-        let headers = match &self.templates.headers {
-            Some(headers) => headers
-                .render(&texts.record, &texts.envelope, facts)
-                .map_err(Rejection::Template)?,
-            None => Vec::new(),
-        };
-        if url.is_none() && headers.is_empty() {
-            return Ok(Payload::Json(body));
-        }
-        Ok(Payload::Templated(Box::new(Templated {
-            url,
-            body,
-            headers,
-        })))
     }
 }
 
-/// A record's payload and envelope as JSON text, what its templates read.
-struct Texts {
-    record: String,
-    envelope: String,
+/// The record through a route's templates: rendered from one context, with the route's own
+/// method.
+fn templated<P: WriteJson>(
+    definition: &Definition,
+    endpoint: &Url,
+    envelope: &Envelope<'_, P>,
+    facts: &Facts<'_>,
+    flatten_payload: impl FnOnce(&mut Vec<(String, String)>) -> Result<(), FlattenError>,
+) -> Result<Payload, Rejection> {
+    let envelope_text = json_text(envelope);
+    let context = template::context(&json_text(&envelope.payload), &envelope_text, facts);
+    let url = match &definition.path {
+        Some(path) => Some(path.url(endpoint, &context).map_err(Rejection::Template)?),
+        None => None,
+    };
+    let (url, body) = match (definition.carrier, &definition.body) {
+        (Carrier::Query, _) => {
+            let base = url.unwrap_or_else(|| endpoint.clone());
+            (
+                Some(query_url(base, envelope, flatten_payload)?),
+                Bytes::new(),
+            )
+        }
+        (Carrier::Nothing, _) => (url, Bytes::new()),
+        (Carrier::Body, None) => (url, Bytes::from(envelope_text)),
+        (Carrier::Body, Some(body)) => (
+            url,
+            Bytes::from(body.render(&context).map_err(Rejection::Template)?),
+        ),
+    };
+    let headers = match &definition.headers {
+        Some(headers) => headers.render(&context).map_err(Rejection::Template)?,
+        None => Vec::new(),
+    };
+    if definition.method.is_none() && url.is_none() && headers.is_empty() {
+        return Ok(Payload::Json(body));
+    }
+    Ok(Payload::Templated(Box::new(Templated {
+        method: definition.method.clone(),
+        url,
+        body,
+        headers,
+    })))
+}
+
+/// `url` with the record's parameters appended to its query, or why it cannot be sent so.
+fn query_url<P>(
+    mut url: Url,
+    envelope: &Envelope<'_, P>,
+    flatten_payload: impl FnOnce(&mut Vec<(String, String)>) -> Result<(), FlattenError>,
+) -> Result<Url, Rejection> {
+    let mut pairs = Vec::new();
+    flatten_payload(&mut pairs).map_err(Rejection::NotFlattenable)?;
+    flatten::append_envelope_query(
+        &mut url,
+        pairs,
+        envelope.message_id,
+        envelope.sync_mode,
+        envelope.stream,
+    );
+    let length = url.as_str().len();
+    if length > MAX_GET_URL {
+        return Err(Rejection::UrlTooLong {
+            length,
+            limit: MAX_GET_URL,
+        });
+    }
+    Ok(url)
 }
 
 /// A value's JSON text, for a template to read.
@@ -222,26 +202,13 @@ fn json_text(value: &impl WriteJson) -> String {
 mod tests {
     use super::*;
 
-    static KEY: HeaderValue = HeaderValue::from_static("k");
-
-    fn facts() -> Facts<'static> {
-        Facts {
-            op: "",
-            stream: "s",
-            namespace: None,
-            row_num: None,
-            message_id: 1,
-            sync_mode: "append",
-            idempotency_key: &KEY,
-        }
+    fn plain() -> Routes {
+        let config = serde_json::from_value(serde_json::json!({"url": "http://h/x"})).unwrap();
+        Routes::compile(&config).unwrap()
     }
 
     fn get_url(endpoint: &str) -> String {
-        let mut encoder = Encoder::new(
-            Shape::Query,
-            Url::parse(endpoint).unwrap(),
-            Templates::default(),
-        );
+        let mut encoder = Encoder::new(Shape::Query, Url::parse(endpoint).unwrap(), plain());
         let envelope = Envelope {
             message_id: 1,
             sync_mode: "append",
@@ -252,7 +219,7 @@ mod tests {
             out.push(("a".into(), "b".into()));
             Ok(())
         };
-        match encoder.encode(envelope, 9, &facts(), flatten) {
+        match encoder.encode(envelope, 9, &Facts::sample(), flatten) {
             Ok(Payload::Query(url)) => url.to_string(),
             _ => panic!("not a GET URL"),
         }
@@ -276,11 +243,7 @@ mod tests {
 
     #[test]
     fn a_get_url_over_the_limit_is_refused() {
-        let mut encoder = Encoder::new(
-            Shape::Query,
-            Url::parse("http://h/x").unwrap(),
-            Templates::default(),
-        );
+        let mut encoder = Encoder::new(Shape::Query, Url::parse("http://h/x").unwrap(), plain());
         let long = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_GET_URL));
         let envelope = Envelope {
             message_id: 1,
@@ -292,7 +255,7 @@ mod tests {
             out.push(("a".into(), "x".repeat(MAX_GET_URL)));
             Ok(())
         };
-        let refused = encoder.encode(envelope, long.len(), &facts(), flatten);
+        let refused = encoder.encode(envelope, long.len(), &Facts::sample(), flatten);
         assert!(matches!(refused, Err(Rejection::UrlTooLong { .. })));
     }
 }

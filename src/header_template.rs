@@ -3,22 +3,20 @@
 //! headers stay refused); a rendered value with CR, LF or another byte invalid in a header
 //! rejects its record instead of being sent, so a record can never inject a header line.
 
-use minijinja::{AutoEscape, Environment};
+use minijinja::{AutoEscape, Value};
 use reqwest::header::{HeaderName, HeaderValue};
 
-use crate::template::{context, environment, render_error, CompileError, Facts, RenderError};
-
-/// The config field header templates come from, as messages name it.
-pub const HEADERS: &str = "request.headers";
+use crate::template::{CompileError, Compiled, RenderError};
 
 /// Compiled header templates, in config order.
-pub struct HeaderTemplates(Vec<(HeaderName, Environment<'static>)>);
+pub struct HeaderTemplates(Vec<(HeaderName, Compiled)>);
 
 impl HeaderTemplates {
-    /// Each entry is "Name: template", split on the first colon like `headers`.
-    pub fn compile(entries: &[String]) -> Result<Self, CompileError> {
+    /// Each entry is "Name: template", split on the first colon like `headers`; `field` is
+    /// where they are in the config.
+    pub fn compile(field: &str, entries: &[String]) -> Result<Self, CompileError> {
         let problem = |index: usize, problem: String| CompileError {
-            template: HEADERS,
+            template: field.into(),
             problem: format!("[{index}]: {problem}"),
             line: 1,
             column: 1,
@@ -32,35 +30,26 @@ impl HeaderTemplates {
             if let Some(why) = crate::headers::refusal(&header) {
                 return Err(problem(index, format!("'{name}' {why}")));
             }
-            let env = environment(HEADERS, source, AutoEscape::None).map_err(|e| CompileError {
-                problem: format!("[{index}] {name}: {}", e.problem),
-                ..e
-            })?;
-            compiled.push((header, env));
+            let template =
+                Compiled::new(field, source, AutoEscape::None).map_err(|e| CompileError {
+                    problem: format!("[{index}] {name}: {}", e.problem),
+                    ..e
+                })?;
+            compiled.push((header, template));
         }
         Ok(HeaderTemplates(compiled))
     }
 
     /// The headers for one record, or why it cannot have them.
-    pub fn render(
-        &self,
-        record: &str,
-        envelope: &str,
-        facts: &Facts<'_>,
-    ) -> Result<Vec<(HeaderName, HeaderValue)>, RenderError> {
-        let context = context(record, envelope, facts);
+    pub fn render(&self, context: &Value) -> Result<Vec<(HeaderName, HeaderValue)>, RenderError> {
         self.0
             .iter()
-            .map(|(name, env)| {
-                let template = env.get_template(HEADERS).expect("compiled at start-up");
-                let text = template
-                    .render(&context)
-                    .map_err(|e| render_error(HEADERS, template.source(), &e))?;
-                let mut value = HeaderValue::from_str(&text).map_err(|_| RenderError::Failed {
-                    template: HEADERS,
-                    problem: format!(
+            .map(|(name, template)| {
+                let text = template.render(context)?;
+                let mut value = HeaderValue::from_str(&text).map_err(|_| {
+                    template.failed(format!(
                         "the value of '{name}' has CR, LF or another byte a header cannot carry"
-                    ),
+                    ))
                 })?;
                 value.set_sensitive(crate::redact::is_sensitive_header(name.as_str()));
                 Ok((name.clone(), value))
@@ -72,22 +61,12 @@ impl HeaderTemplates {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    static KEY: HeaderValue = HeaderValue::from_static("k");
+    use crate::template::{context, Facts};
 
     fn render(entry: &str, record: &str) -> Result<Vec<(HeaderName, HeaderValue)>, RenderError> {
-        let facts = Facts {
-            op: "upsert",
-            stream: "s",
-            namespace: None,
-            row_num: Some(1),
-            message_id: 1,
-            sync_mode: "mirror",
-            idempotency_key: &KEY,
-        };
-        HeaderTemplates::compile(&[entry.to_string()])
+        HeaderTemplates::compile("request.headers", &[entry.to_string()])
             .unwrap()
-            .render(record, "{}", &facts)
+            .render(&context(record, "{}", &Facts::sample()))
     }
 
     #[test]
@@ -124,12 +103,13 @@ mod tests {
             "Bad Name: x",
             "no colon",
         ] {
-            let refused = HeaderTemplates::compile(&[entry.to_string()]);
+            let refused = HeaderTemplates::compile("request.headers", &[entry.to_string()]);
             assert!(refused.is_err(), "{entry}");
         }
-        let syntax = HeaderTemplates::compile(&["X-A: {{ record.a ".to_string()])
-            .err()
-            .unwrap();
+        let syntax =
+            HeaderTemplates::compile("request.headers", &["X-A: {{ record.a ".to_string()])
+                .err()
+                .unwrap();
         assert!(
             syntax.to_string().starts_with("request.headers: [0] X-A: "),
             "{syntax}"

@@ -43,6 +43,7 @@ pub mod reader;
 pub mod redact;
 pub mod rejection;
 pub mod resume;
+pub mod routes;
 pub mod shape;
 pub mod signals;
 pub mod signing;

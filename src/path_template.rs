@@ -6,14 +6,11 @@
 //! read as `.`/`..` segments even percent-encoded) is refused. The scheme, host and port are the
 //! endpoint's: only the path and query of a copy of it are set.
 
-use minijinja::{AutoEscape, Environment, Error, ErrorKind};
+use minijinja::{AutoEscape, Error, ErrorKind, Value};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use url::Url;
 
-use crate::template::{context, environment, CompileError, Facts, RenderError};
-
-/// The config field a path template comes from, as messages name it.
-pub const PATH: &str = "request.path";
+use crate::template::{CompileError, Compiled, RenderError};
 
 /// Everything but RFC 3986's unreserved characters is encoded.
 const VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -34,34 +31,18 @@ pub fn escape(value: &str) -> Result<String, Error> {
 }
 
 /// A compiled path template.
-pub struct PathTemplate {
-    env: Environment<'static>,
-}
+pub struct PathTemplate(Compiled);
 
 impl PathTemplate {
-    pub fn compile(source: &str) -> Result<Self, CompileError> {
-        Ok(PathTemplate {
-            env: environment(PATH, source, AutoEscape::Custom("url"))?,
-        })
+    pub fn compile(name: &str, source: &str) -> Result<Self, CompileError> {
+        Compiled::new(name, source, AutoEscape::Custom("url")).map(PathTemplate)
     }
 
     /// `endpoint` with the rendered path appended to its path and the rendered query to its
     /// query (the endpoint's own parameters first).
-    pub fn url(
-        &self,
-        endpoint: &Url,
-        record: &str,
-        envelope: &str,
-        facts: &Facts<'_>,
-    ) -> Result<Url, RenderError> {
-        let template = self.env.get_template(PATH).expect("compiled at start-up");
-        let rendered = template
-            .render(context(record, envelope, facts))
-            .map_err(|e| crate::template::render_error(PATH, template.source(), &e))?;
-        join(endpoint, &rendered).map_err(|problem| RenderError::Failed {
-            template: PATH,
-            problem: problem.into(),
-        })
+    pub fn url(&self, endpoint: &Url, context: &Value) -> Result<Url, RenderError> {
+        let rendered = self.0.render(context)?;
+        join(endpoint, &rendered).map_err(|problem| self.0.failed(problem))
     }
 }
 
@@ -91,31 +72,17 @@ fn join(endpoint: &Url, rendered: &str) -> Result<Url, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::{context, Facts};
     use proptest::prelude::*;
-    use reqwest::header::HeaderValue;
-
-    static KEY: HeaderValue = HeaderValue::from_static("k");
-
-    fn facts() -> Facts<'static> {
-        Facts {
-            op: "upsert",
-            stream: "s",
-            namespace: None,
-            row_num: Some(1),
-            message_id: 1,
-            sync_mode: "mirror",
-            idempotency_key: &KEY,
-        }
-    }
 
     const TEMPLATE: &str = "/contacts/{{ record.id }}/notes?source=sync&id={{ record.id }}";
 
     fn url_for(id: &str) -> Result<Url, RenderError> {
         let record = serde_json::json!({ "id": id }).to_string();
         let endpoint = Url::parse("http://h.example:8080/api/?x=1").unwrap();
-        PathTemplate::compile(TEMPLATE)
+        PathTemplate::compile("request.path", TEMPLATE)
             .unwrap()
-            .url(&endpoint, &record, "{}", &facts())
+            .url(&endpoint, &context(&record, "{}", &Facts::sample()))
     }
 
     fn query_keys(url: &Url) -> Vec<String> {

@@ -30,6 +30,8 @@ pub struct Progress {
     last_requests: u64,
     pub delivered: u64,
     pub rejected: u64,
+    /// Records whose operation's route is `skip`.
+    pub skipped: u64,
     pub skipped_lines: u64,
     pub already_delivered: u64,
     reasons: HashMap<String, u64>,
@@ -44,6 +46,7 @@ impl Default for Progress {
             last_requests: 0,
             delivered: 0,
             rejected: 0,
+            skipped: 0,
             skipped_lines: 0,
             already_delivered: 0,
             reasons: HashMap::new(),
@@ -55,6 +58,7 @@ impl Progress {
     pub fn settled(&mut self, ack: &Ack) {
         match ack {
             Ack::Delivered => self.delivered += 1,
+            Ack::Skipped => self.skipped += 1,
             Ack::Rejected(rejection) => {
                 self.rejected += 1;
                 *self
@@ -132,6 +136,12 @@ impl Progress {
             now.limit,
             now.why.as_str()
         ));
+        if self.skipped > 0 {
+            text.push_str(&format!(
+                "; {} records skipped by their operation's route",
+                self.skipped
+            ));
+        }
         if !top.is_empty() {
             text.push_str(&format!("; top rejection reasons: {}", top.join(", ")));
         }

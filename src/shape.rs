@@ -9,6 +9,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use url::Url;
 
 use crate::config::{Compression, Config, ContentType, Method};
+use crate::template::{BatchTemplate, RenderError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -38,6 +39,8 @@ pub enum Payload {
 /// What request templates made of one record.
 #[derive(Debug)]
 pub struct Templated {
+    /// Its route's method, when not the configured one.
+    pub method: Option<reqwest::Method>,
     /// A path template's URL (with a GET's query), or `None` for the endpoint.
     pub url: Option<Url>,
     /// The body (empty for GET).
@@ -58,10 +61,21 @@ impl Payload {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The body it sends (empty for GET).
+    pub fn body(&self) -> &[u8] {
+        match self {
+            Payload::Json(body) => body,
+            Payload::Query(_) => &[],
+            Payload::Templated(t) => &t.body,
+        }
+    }
 }
 
 /// What one request carries, built once and sent by every attempt.
 pub struct Content {
+    /// A route's method, when not the configured one.
+    pub method: Option<reqwest::Method>,
     /// GET: the endpoint with the record's query; a path template's URL; else the endpoint.
     pub url: Option<Url>,
     /// The bytes on the wire (gzip-compressed when configured).
@@ -111,26 +125,43 @@ impl Shape {
     /// The request for a group of records (in input order): one envelope, or an array of them
     /// when batching (even of one: a receiver expecting arrays gets arrays); GET carries its
     /// record's URL, and so does a record with a path template.
-    pub fn content<'a>(self, mut payloads: impl ExactSizeIterator<Item = &'a Payload>) -> Content {
-        let (url, signed, headers) = match (self, payloads.len()) {
+    /// A batch's body is `batch_template`'s rendering when one is configured.
+    pub fn content<'a>(
+        self,
+        mut payloads: impl ExactSizeIterator<Item = &'a Payload>,
+        batch_template: Option<&BatchTemplate>,
+    ) -> Result<Content, RenderError> {
+        let mut content = Content {
+            method: None,
+            url: None,
+            body: Bytes::new(),
+            signed: Bytes::new(),
+            headers: Vec::new(),
+        };
+        match (self, payloads.len()) {
             (Shape::Json { batched: false, .. }, 1) | (Shape::Query, _) => match payloads.next() {
-                Some(Payload::Query(url)) => (Some(url.clone()), Bytes::new(), Vec::new()),
-                Some(Payload::Templated(t)) => (t.url.clone(), t.body.clone(), t.headers.clone()),
-                Some(Payload::Json(body)) => (None, body.clone(), Vec::new()),
-                None => (None, Bytes::new(), Vec::new()),
+                Some(Payload::Query(url)) => content.url = Some(url.clone()),
+                Some(Payload::Templated(t)) => {
+                    content.method = t.method.clone();
+                    content.url = t.url.clone();
+                    content.signed = t.body.clone();
+                    content.headers = t.headers.clone();
+                }
+                Some(Payload::Json(body)) => content.signed = body.clone(),
+                None => {}
             },
-            (Shape::Json { .. }, _) => (None, Bytes::from(batch_body(payloads)), Vec::new()),
+            (Shape::Json { .. }, _) => {
+                content.signed = match batch_template {
+                    None => Bytes::from(batch_body(payloads)),
+                    Some(template) => Bytes::from(template.render(payloads.map(Payload::body))?),
+                }
+            }
         };
-        let body = match self {
-            Shape::Json { gzip: true, .. } => gzip(&signed),
-            _ => signed.clone(),
+        content.body = match self {
+            Shape::Json { gzip: true, .. } if !content.signed.is_empty() => gzip(&content.signed),
+            _ => content.signed.clone(),
         };
-        Content {
-            url,
-            body,
-            signed,
-            headers,
-        }
+        Ok(content)
     }
 }
 
@@ -142,9 +173,7 @@ fn batch_body<'a>(payloads: impl Iterator<Item = &'a Payload>) -> Vec<u8> {
         if i > 0 {
             body.push(b',');
         }
-        if let Payload::Json(envelope) = payload {
-            body.extend_from_slice(envelope);
-        }
+        body.extend_from_slice(payload.body());
     }
     body.push(b']');
     body
@@ -179,7 +208,9 @@ mod tests {
         assert_eq!(shape.batch_size(50), 1);
         assert!(shape.content_type().is_none() && shape.content_encoding().is_none());
         let url = Url::parse("http://h/x?a=1").unwrap();
-        let content = shape.content([Payload::Query(url.clone())].iter());
+        let content = shape
+            .content([Payload::Query(url.clone())].iter(), None)
+            .unwrap();
         assert_eq!(content.url, Some(url));
         assert!(content.body.is_empty() && content.signed.is_empty());
     }
@@ -191,7 +222,7 @@ mod tests {
             gzip: false,
             content_type: ContentType::Json,
         };
-        let content = single.content([json(r#"{"a":1}"#)].iter());
+        let content = single.content([json(r#"{"a":1}"#)].iter(), None).unwrap();
         assert_eq!(&content.body[..], br#"{"a":1}"#);
         assert!(content.url.is_none());
         let batched = Shape::Json {
@@ -199,10 +230,25 @@ mod tests {
             gzip: false,
             content_type: ContentType::Json,
         };
-        let content = batched.content([json("1")].iter());
+        let content = batched.content([json("1")].iter(), None).unwrap();
         assert_eq!(&content.body[..], b"[1]");
-        let content = batched.content([json("1"), json("2")].iter());
+        let content = batched
+            .content([json("1"), json("2")].iter(), None)
+            .unwrap();
         assert_eq!(&content.body[..], b"[1,2]");
+        let events = BatchTemplate::compile(
+            r#"{"n": {{ records | length }}, "events": {{ records | tojson }}}"#,
+        )
+        .unwrap();
+        let content = batched
+            .content([json(r#"{"a":1}"#), json("2")].iter(), Some(&events))
+            .unwrap();
+        assert_eq!(&content.body[..], br#"{"n": 2, "events": [{"a":1},2]}"#);
+        let broken = BatchTemplate::compile("{{ records }").err();
+        assert!(broken.is_some());
+        let not_json = BatchTemplate::compile("[{{ records | length }}").unwrap();
+        let refused = batched.content([json("1")].iter(), Some(&not_json));
+        assert!(matches!(refused, Err(RenderError::NotJson { .. })));
     }
 
     #[test]
@@ -212,7 +258,7 @@ mod tests {
             gzip: true,
             content_type: ContentType::Json,
         };
-        let content = shape.content([json(r#"{"a":1}"#)].iter());
+        let content = shape.content([json(r#"{"a":1}"#)].iter(), None).unwrap();
         assert_eq!(&content.signed[..], br#"{"a":1}"#);
         assert_eq!(&content.body[..2], &[0x1f, 0x8b]);
         assert_eq!(shape.content_encoding().unwrap(), "gzip");

@@ -226,6 +226,9 @@ impl<'d> Loop<'d> {
                 Event::Refused { meta, reason } => self
                     .backlog
                     .push_settled(Entry::Record(meta), Ack::Rejected(reason)),
+                Event::Skipped(meta) => {
+                    self.backlog.push_settled(Entry::Record(meta), Ack::Skipped)
+                }
                 Event::State(raw, scope) => self
                     .backlog
                     .push_settled(Entry::State(raw, scope), Ack::Delivered),

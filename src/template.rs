@@ -19,14 +19,18 @@ use sha2::Digest;
 
 use crate::config::ContentType;
 
-/// The config field a body template comes from, as messages name it.
-pub const BODY: &str = "request.body";
+/// Where a template comes from in the config, as messages name it (`request.body`,
+/// `routes.delete.path`).
+pub type Name = std::sync::Arc<str>;
+
+/// The key a template is stored under in its own environment (each holds one).
+const KEY: &str = "template";
 
 /// A template that does not compile: a config error, with where in the template.
 #[derive(Debug, thiserror::Error)]
 #[error("{template}: {problem} (line {line}, column {column})")]
 pub struct CompileError {
-    pub template: &'static str,
+    pub template: Name,
     pub problem: String,
     pub line: usize,
     pub column: usize,
@@ -38,20 +42,11 @@ pub enum RenderError {
     #[error(
         "{template}: the record has no value for '{field}' (use default(...) to allow its absence)"
     )]
-    Undefined {
-        template: &'static str,
-        field: String,
-    },
+    Undefined { template: Name, field: String },
     #[error("{template}: {problem}")]
-    Failed {
-        template: &'static str,
-        problem: String,
-    },
+    Failed { template: Name, problem: String },
     #[error("{template}: the rendered body is not JSON: {problem}")]
-    NotJson {
-        template: &'static str,
-        problem: String,
-    },
+    NotJson { template: Name, problem: String },
 }
 
 impl RenderError {
@@ -74,41 +69,104 @@ pub struct Facts<'a> {
     pub sync_mode: &'a str,
     /// A header value already (what the request carries); read as text only when rendering.
     pub idempotency_key: &'a reqwest::header::HeaderValue,
+    /// The key's value as JSON text (an array for a key of several fields), when the stream
+    /// has a key.
+    pub primary_key: Option<&'a str>,
+    /// What identifies the run and the sync, as the orchestrator gave them.
+    pub run_id: Option<&'a serde_json::Value>,
+    pub sync_id: Option<&'a serde_json::Value>,
+}
+
+#[cfg(test)]
+impl Facts<'static> {
+    /// The facts of a record in tests: row 7 of an upsert in mirror mode.
+    pub fn sample() -> Self {
+        static KEY: reqwest::header::HeaderValue = reqwest::header::HeaderValue::from_static("k");
+        Facts {
+            op: "upsert",
+            stream: "users",
+            namespace: None,
+            row_num: Some(7),
+            message_id: 3,
+            sync_mode: "mirror",
+            idempotency_key: &KEY,
+            primary_key: None,
+            run_id: None,
+            sync_id: None,
+        }
+    }
+}
+
+/// One compiled template and its name.
+pub(crate) struct Compiled {
+    env: Environment<'static>,
+    pub name: Name,
+}
+
+impl Compiled {
+    /// The template `source`, strict about undefined values, escaping inserted values with
+    /// `escape`, with this module's filters.
+    pub fn new(name: &str, source: &str, escape: AutoEscape) -> Result<Self, CompileError> {
+        let name: Name = name.into();
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(move |_| escape);
+        env.set_formatter(format_value);
+        env.add_filter("tojson", tojson);
+        env.add_filter("b64encode", b64encode);
+        env.add_filter("sha256", sha256);
+        env.add_template_owned(KEY, source.to_string())
+            .map_err(|e| compile_error(&name, source, &e))?;
+        Ok(Compiled { env, name })
+    }
+
+    /// The template rendered in `context`; a failure names what the template asked for.
+    pub fn render(&self, context: &Value) -> Result<String, RenderError> {
+        let template = self.env.get_template(KEY).expect("added at compile time");
+        template
+            .render(context)
+            .map_err(|e| render_error(&self.name, template.source(), &e))
+    }
+
+    /// A failure of what the template rendered, which its caller found.
+    pub fn failed(&self, problem: impl Into<String>) -> RenderError {
+        RenderError::Failed {
+            template: self.name.clone(),
+            problem: problem.into(),
+        }
+    }
 }
 
 /// A compiled body template.
 pub struct BodyTemplate {
-    env: Environment<'static>,
+    template: Compiled,
     content_type: ContentType,
 }
 
 impl BodyTemplate {
-    pub fn compile(source: &str, content_type: ContentType) -> Result<Self, CompileError> {
+    pub fn compile(
+        name: &str,
+        source: &str,
+        content_type: ContentType,
+    ) -> Result<Self, CompileError> {
         let escape = match content_type {
             ContentType::Json => AutoEscape::Custom("json"),
             ContentType::Form => AutoEscape::Custom("form"),
             ContentType::Text => AutoEscape::None,
         };
-        let env = environment(BODY, source, escape)?;
-        Ok(BodyTemplate { env, content_type })
+        Ok(BodyTemplate {
+            template: Compiled::new(name, source, escape)?,
+            content_type,
+        })
     }
 
-    /// The body for one record; `record` is its payload and `envelope` the default body, both
-    /// as JSON text.
-    pub fn render(
-        &self,
-        record: &str,
-        envelope: &str,
-        facts: &Facts<'_>,
-    ) -> Result<String, RenderError> {
-        let template = self.env.get_template(BODY).expect("compiled at start-up");
-        let body = template
-            .render(context(record, envelope, facts))
-            .map_err(|e| render_error(BODY, template.source(), &e))?;
+    /// The body for one record, from its [`context`].
+    pub fn render(&self, context: &Value) -> Result<String, RenderError> {
+        let body = self.template.render(context)?;
         if self.content_type == ContentType::Json {
             serde_json::from_str::<serde::de::IgnoredAny>(&body).map_err(|e| {
                 RenderError::NotJson {
-                    template: BODY,
+                    template: self.template.name.clone(),
                     problem: e.to_string(),
                 }
             })?;
@@ -117,27 +175,9 @@ impl BodyTemplate {
     }
 }
 
-/// An environment holding the one template `name`, strict about undefined values, escaping
-/// inserted values with `escape`, with this module's filters.
-pub(crate) fn environment(
-    name: &'static str,
-    source: &str,
-    escape: AutoEscape,
-) -> Result<Environment<'static>, CompileError> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_auto_escape_callback(move |_| escape);
-    env.set_formatter(format_value);
-    env.add_filter("tojson", tojson);
-    env.add_filter("b64encode", b64encode);
-    env.add_filter("sha256", sha256);
-    env.add_template_owned(name, source.to_string())
-        .map_err(|e| compile_error(name, source, &e))?;
-    Ok(env)
-}
-
-/// The context a record's templates see.
-pub(crate) fn context(record: &str, envelope: &str, facts: &Facts<'_>) -> Value {
+/// The context a record's templates see: `record` is its payload and `envelope` the default
+/// body, both as JSON text. Made once per record, whatever number of templates read it.
+pub fn context(record: &str, envelope: &str, facts: &Facts<'_>) -> Value {
     minijinja::context! {
         record => from_json(record),
         envelope => from_json(envelope),
@@ -148,6 +188,35 @@ pub(crate) fn context(record: &str, envelope: &str, facts: &Facts<'_>) -> Value 
         message_id => facts.message_id,
         sync_mode => facts.sync_mode,
         idempotency_key => facts.idempotency_key.to_str().unwrap_or_default(),
+        primary_key => facts.primary_key.map(from_json),
+        run_id => facts.run_id.cloned().map(to_value),
+        sync_id => facts.sync_id.cloned().map(to_value),
+    }
+}
+
+/// `request.batch_body`: the body of a batch, rendered from its records' bodies.
+pub struct BatchTemplate(Compiled);
+
+impl BatchTemplate {
+    pub fn compile(source: &str) -> Result<Self, CompileError> {
+        Compiled::new("request.batch_body", source, AutoEscape::Custom("json")).map(BatchTemplate)
+    }
+
+    /// The body of a batch whose records' bodies (JSON text, in input order) are `bodies`;
+    /// it must be JSON, as batches are.
+    pub fn render<'a>(
+        &self,
+        bodies: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<String, RenderError> {
+        let records: Vec<Value> = bodies
+            .map(|body| from_json(std::str::from_utf8(body).unwrap_or_default()))
+            .collect();
+        let body = self.0.render(&minijinja::context! { records => records })?;
+        serde_json::from_str::<serde::de::IgnoredAny>(&body).map_err(|e| RenderError::NotJson {
+            template: self.0.name.clone(),
+            problem: e.to_string(),
+        })?;
+        Ok(body)
     }
 }
 
@@ -228,13 +297,13 @@ fn sha256(value: &str) -> String {
         .collect()
 }
 
-fn compile_error(template: &'static str, source: &str, error: &Error) -> CompileError {
+fn compile_error(template: &Name, source: &str, error: &Error) -> CompileError {
     let (line, column) = match error.range() {
         Some(range) => line_column(source, range.start),
         None => (error.line().unwrap_or(1), 1),
     };
     CompileError {
-        template,
+        template: template.clone(),
         problem: error.detail().unwrap_or("syntax error").to_string(),
         line,
         column,
@@ -250,15 +319,15 @@ fn line_column(source: &str, offset: usize) -> (usize, usize) {
 }
 
 /// A render failure; an undefined value is named by the expression that asked for it.
-pub(crate) fn render_error(template: &'static str, source: &str, error: &Error) -> RenderError {
+fn render_error(template: &Name, source: &str, error: &Error) -> RenderError {
     let expression = error.range().and_then(|r| source.get(r));
     match (error.kind(), expression) {
         (ErrorKind::UndefinedError, Some(field)) => RenderError::Undefined {
-            template,
+            template: template.clone(),
             field: field.trim().to_string(),
         },
         _ => RenderError::Failed {
-            template,
+            template: template.clone(),
             problem: error.detail().unwrap_or("rendering failed").to_string(),
         },
     }
@@ -268,30 +337,14 @@ pub(crate) fn render_error(template: &'static str, source: &str, error: &Error) 
 mod tests {
     use super::*;
 
-    static KEY: reqwest::header::HeaderValue = reqwest::header::HeaderValue::from_static("k");
-
-    fn facts() -> Facts<'static> {
-        Facts {
-            op: "upsert",
-            stream: "users",
-            namespace: None,
-            row_num: Some(7),
-            message_id: 3,
-            sync_mode: "mirror",
-            idempotency_key: &KEY,
-        }
-    }
-
     fn render(
         source: &str,
         content_type: ContentType,
         record: &str,
     ) -> Result<String, RenderError> {
-        BodyTemplate::compile(source, content_type).unwrap().render(
-            record,
-            r#"{"payload":1}"#,
-            &facts(),
-        )
+        BodyTemplate::compile("request.body", source, content_type)
+            .unwrap()
+            .render(&context(record, r#"{"payload":1}"#, &Facts::sample()))
     }
 
     #[test]
@@ -323,7 +376,7 @@ mod tests {
         assert_eq!(
             missing,
             Err(RenderError::Undefined {
-                template: BODY,
+                template: "request.body".into(),
                 field: "record.email".into()
             })
         );
@@ -372,10 +425,14 @@ mod tests {
 
     #[test]
     fn a_syntax_error_names_the_template_line_and_column() {
-        let error = BodyTemplate::compile("{\n  \"a\": {{ record.a }\n}", ContentType::Json)
-            .err()
-            .unwrap();
-        assert_eq!((error.template, error.line), (BODY, 2));
+        let error = BodyTemplate::compile(
+            "request.body",
+            "{\n  \"a\": {{ record.a }\n}",
+            ContentType::Json,
+        )
+        .err()
+        .unwrap();
+        assert_eq!((&*error.template, error.line), ("request.body", 2));
         assert!(error.column > 1, "{error}");
         assert!(error.to_string().starts_with("request.body: "), "{error}");
     }

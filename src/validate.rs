@@ -24,7 +24,7 @@ pub fn load_config(raw: &Value) -> Result<Config, ConfigError> {
     }
     let config: Config =
         serde_json::from_value(raw.clone()).map_err(|e| ConfigError(vec![e.to_string()]))?;
-    let mut problems = Vec::new();
+    let mut problems = unknown_operations(raw);
     let password_in_url = config
         .url
         .credentials()
@@ -66,6 +66,7 @@ pub fn load_config(raw: &Value) -> Result<Config, ConfigError> {
             .map(|e| e.to_string()),
     );
     problems.extend(request_problems(&config));
+    problems.extend(crate::routes::problems(&config));
     problems.extend(
         crate::tls::client_config(config.tls.as_ref())
             .err()
@@ -76,6 +77,24 @@ pub fn load_config(raw: &Value) -> Result<Config, ConfigError> {
     } else {
         Err(ConfigError(problems))
     }
+}
+
+/// Routes keyed by something that is no operation: they would never match a record.
+fn unknown_operations(raw: &Value) -> Vec<String> {
+    use crate::config::OperationRoutes;
+    let Some(routes) = raw.get("routes").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    routes
+        .keys()
+        .filter(|op| !OperationRoutes::OPERATIONS.contains(&op.as_str()))
+        .map(|op| {
+            format!(
+                "routes.{op}: '{op}' is not an operation; routes are keyed by one of {}",
+                OperationRoutes::OPERATIONS.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// What is wrong with `request`: a template that does not compile (with its line and column),
@@ -97,11 +116,17 @@ fn request_problems(config: &Config) -> Vec<String> {
             ));
         }
     }
-    problems.extend(
-        crate::encoder::Templates::compile(config)
-            .err()
-            .map(|e| e.to_string()),
-    );
+    if let Some(batch_body) = &request.batch_body {
+        problems.extend(
+            crate::template::BatchTemplate::compile(batch_body)
+                .err()
+                .map(|e| e.to_string()),
+        );
+        if config.batch_size < 2 {
+            problems
+                .push("request.batch_body: frames a batch; batch_size must be more than 1".into());
+        }
+    }
     if request.body.is_none() {
         if request.content_type != ContentType::Json {
             problems.push("request.content_type: needs request.body (the envelope is JSON)".into());

@@ -11,9 +11,10 @@ use crate::checkpoint::Checkpointer;
 use crate::config::Config;
 use crate::delivery::Deliverer;
 use crate::dialect::{airbyte::Airbyte, valmi::Valmi, Dialect};
-use crate::encoder::{Encoder, Templates};
+use crate::encoder::Encoder;
 use crate::output::Output;
 use crate::protocol::{log, FailureType, Fatal, Level};
+use crate::routes::Routes;
 use crate::shape::Shape;
 use crate::signals::Signals;
 use crate::sink::{Ending, Sink};
@@ -52,8 +53,8 @@ fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
     let config = validate::load_config(&raw).map_err(Fatal::config)?;
     crate::redact::register(config.secrets());
     let catalog = files::read_json(&args.catalog, "catalog").map_err(Fatal::config)?;
-    let templates = Templates::compile(&config).map_err(|e| Fatal::config(e.to_string()))?;
-    let encoder = Encoder::new(Shape::of(&config), config.url.url().clone(), templates);
+    let routes = Routes::compile(&config).map_err(|e| Fatal::config(e.to_string()))?;
+    let encoder = Encoder::new(Shape::of(&config), config.url.url().clone(), routes);
     let (dialect, checkpointer, dialect_name) = match &args.destination_catalog {
         Some(path) => {
             let destination =
@@ -69,7 +70,7 @@ fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
                 resume.chunk_id,
                 resume.last_row_num,
             );
-            let dialect = Valmi::new(encoder, valmi, config.run_scope(), resume.last_row_num);
+            let dialect = Valmi::new(encoder, valmi, &config, resume.last_row_num);
             (
                 Dialect::Valmi(dialect),
                 Checkpointer::Valmi(checkpoints),

@@ -30,7 +30,7 @@ impl AirbyteCheckpoints {
     pub fn settled(&mut self, entry: Entry, ack: Ack, out: &mut Vec<Message>) {
         match entry {
             Entry::Record(meta) => {
-                let rejected = u64::from(ack != Ack::Delivered);
+                let rejected = u64::from(matches!(ack, Ack::Rejected(_)));
                 for counter in [
                     self.per_stream.entry(meta.scope).or_default(),
                     &mut self.global,
@@ -39,7 +39,7 @@ impl AirbyteCheckpoints {
                     counter.1 += rejected;
                 }
                 match &ack {
-                    Ack::Delivered => {}
+                    Ack::Delivered | Ack::Skipped => {}
                     // A stream missing from the catalog already had its one WARN.
                     Ack::Rejected(Rejection::UnknownStream | Rejection::AmbiguousStream(_)) => {}
                     Ack::Rejected(_) if self.rejection_logs >= MAX_REJECTION_LOGS => {

@@ -108,6 +108,7 @@ impl ValmiCheckpoints {
         let Entry::Record(meta) = entry else { return };
         let bucket = match &ack {
             Ack::Delivered => meta.op,
+            Ack::Skipped => Cow::Borrowed("skipped"),
             Ack::Rejected(rejection) => {
                 out.push(rejected_echo(
                     &meta.stream,

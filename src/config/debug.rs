@@ -32,6 +32,10 @@ impl fmt::Debug for Config {
             .field("tls", &self.tls.as_ref().map(|_| Redacted(())))
             .field("proxy", &self.proxy.as_ref().map(|p| &p.url))
             .field("request", &self.request)
+            .field(
+                "routes",
+                &self.routes.iter().map(|(op, _)| op).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -157,11 +157,24 @@ pub struct Config {
     #[schemars(extend("order" = 16))]
     pub request: Option<RequestTemplate>,
 
+    /// Routes per operation
+    ///
+    /// A request per sync operation, keyed by the operation: Valmi's _valmi_sync_op (upsert,
+    /// update, create, append, delete) or Airbyte's destination_sync_mode (append,
+    /// append_dedup, overwrite, update, soft_delete; a record with _ab_cdc_deleted_at set is a
+    /// delete). Each route's method, path, body and headers fall back to request and the
+    /// top-level method; {"skip": true} acknowledges the operation's records without sending
+    /// them. Operations without a route use request. Needs batch_size 1 unless every route
+    /// skips.
+    #[serde(default, skip_serializing_if = "OperationRoutes::is_empty")]
+    #[schemars(extend("order" = 17))]
+    pub routes: OperationRoutes,
+
     /// Run-time arguments
     ///
     /// Injected by Valmi's engine; not set by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("order" = 17))]
+    #[schemars(extend("order" = 18))]
     pub run_time_args: Option<RunTimeArgs>,
 }
 
@@ -299,7 +312,7 @@ pub enum Compression {
 }
 
 /// The request's body, path and headers as templates, and the media type the body is written in.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 pub struct RequestTemplate {
     /// Body template
     ///
@@ -316,6 +329,13 @@ pub struct RequestTemplate {
     /// fragment; the scheme, host and port are always url's. Needs batch_size 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Batch body template
+    ///
+    /// The body of a request of batch_size records, rendered with records: the records' bodies
+    /// (the body template's, parsed as JSON, or their envelopes), e.g.
+    /// {"events": {{ records | tojson }}}. Unset = the JSON array of the bodies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_body: Option<String>,
     /// Header templates
     ///
     /// Each entry is "Name: template", e.g. "X-Tenant: {{ record.tenant }}", added to every
@@ -329,6 +349,144 @@ pub struct RequestTemplate {
     /// to valid JSON, else the record is rejected.
     #[serde(default)]
     pub content_type: ContentType,
+}
+
+/// A route per operation, each optional. Written as named fields rather than a map so the spec
+/// lists the operations (Airbyte's forms and acceptance rules take no free-form maps) and a
+/// misspelt operation is refused instead of never matching ([`crate::validate`] checks the
+/// names, since Airbyte's rules forbid closing the schema).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+pub struct OperationRoutes {
+    /// Upsert
+    ///
+    /// Valmi records whose _valmi_sync_op is upsert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upsert: Option<Route>,
+    /// Update
+    ///
+    /// Valmi records whose _valmi_sync_op is update; Airbyte records of streams in update mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<Route>,
+    /// Create
+    ///
+    /// Valmi records whose _valmi_sync_op is create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create: Option<Route>,
+    /// Append
+    ///
+    /// Valmi records whose _valmi_sync_op is append; Airbyte records of streams in append mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub append: Option<Route>,
+    /// Delete
+    ///
+    /// Valmi records whose _valmi_sync_op is delete (mirror mode's removed rows); Airbyte records whose _ab_cdc_deleted_at is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete: Option<Route>,
+    /// Append dedup
+    ///
+    /// Airbyte records of streams in append_dedup mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub append_dedup: Option<Route>,
+    /// Overwrite
+    ///
+    /// Airbyte records of streams in overwrite mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overwrite: Option<Route>,
+    /// Soft delete
+    ///
+    /// Airbyte records of streams in soft_delete mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soft_delete: Option<Route>,
+}
+
+impl OperationRoutes {
+    /// The operations a route can be keyed by, in field order.
+    pub const OPERATIONS: [&'static str; 8] = [
+        "upsert",
+        "update",
+        "create",
+        "append",
+        "delete",
+        "append_dedup",
+        "overwrite",
+        "soft_delete",
+    ];
+
+    /// The configured routes, each with its operation's name.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Route)> {
+        let routes = [
+            &self.upsert,
+            &self.update,
+            &self.create,
+            &self.append,
+            &self.delete,
+            &self.append_dedup,
+            &self.overwrite,
+            &self.soft_delete,
+        ];
+        Self::OPERATIONS
+            .into_iter()
+            .zip(routes)
+            .filter_map(|(op, route)| route.as_ref().map(|r| (op, r)))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+}
+
+/// One operation's request: each part unset falls back to `request` (and the top-level method).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+pub struct Route {
+    /// Skip
+    ///
+    /// Send nothing for this operation's records; they are acknowledged and counted as skipped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip: bool,
+    /// HTTP method
+    ///
+    /// GET sends the record in the query as the top-level GET does; DELETE sends no body unless
+    /// this route has a body template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<RouteMethod>,
+    /// Path template
+    ///
+    /// As request.path, for this operation, e.g. "/contacts/{{ record.id }}". Unset =
+    /// request.path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Body template
+    ///
+    /// As request.body, for this operation. Unset = request.body (GET and DELETE: no body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Header templates
+    ///
+    /// As request.headers, for this operation. Unset = request.headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RouteMethod {
+    Post,
+    Get,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl RouteMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteMethod::Post => "POST",
+            RouteMethod::Get => "GET",
+            RouteMethod::Put => "PUT",
+            RouteMethod::Patch => "PATCH",
+            RouteMethod::Delete => "DELETE",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -118,7 +118,8 @@ impl Sender {
     /// The request, with `token` (OAuth2's `Authorization`) when there is one.
     fn request(&self, outgoing: &Outgoing, token: Option<HeaderValue>) -> reqwest::Request {
         let url = outgoing.content.url.as_ref().unwrap_or(&self.endpoint);
-        let mut request = reqwest::Request::new(self.method.clone(), url.clone());
+        let method = outgoing.content.method.as_ref().unwrap_or(&self.method);
+        let mut request = reqwest::Request::new(method.clone(), url.clone());
         // Room for these and the client's default headers, merged in when it is sent, so the
         // map is allocated once.
         let headers = request.headers_mut();
@@ -134,11 +135,18 @@ impl Sender {
         if self.signer.is_some() || self.hmac.is_some() {
             self.sign(headers, outgoing);
         }
-        if let Some(encoding) = &self.content_encoding {
+        let body = &outgoing.content.body;
+        if let Some(encoding) = self.content_encoding.as_ref().filter(|_| !body.is_empty()) {
             headers.insert(CONTENT_ENCODING, encoding.clone());
         }
-        if self.method != reqwest::Method::GET {
-            *request.body_mut() = Some(outgoing.content.body.clone().into());
+        // GET never has a body; DELETE only when a template gave it one.
+        let carries = match *method {
+            reqwest::Method::GET => false,
+            reqwest::Method::DELETE => !body.is_empty(),
+            _ => true,
+        };
+        if carries {
+            *request.body_mut() = Some(body.clone().into());
         }
         request
     }

@@ -33,6 +33,7 @@ use crate::rejection::Rejection;
 use crate::shape::Shape;
 use crate::signals::Signals;
 use crate::signing::Signer;
+use crate::template::{BatchTemplate, RenderError};
 use exchange::{key_text, Exchange, Outgoing, Sender};
 use limit::Limit;
 use pacing::Pacing;
@@ -63,6 +64,8 @@ pub struct Deliverer {
     /// The endpoint as messages show it (`redact::shown_url`): no credential-like query values.
     shown_endpoint: String,
     shape: Shape,
+    /// `request.batch_body`, which frames a batch instead of the JSON array.
+    batch_template: Option<BatchTemplate>,
     limits: Limits,
     pacing: Pacing,
     /// Requests in flight at most, adapted to the endpoint's answers (`concurrency` is its cap).
@@ -101,6 +104,13 @@ impl Deliverer {
             shown_endpoint: crate::redact::shown_url(config.url.url().as_str()),
             sender,
             shape,
+            batch_template: config
+                .request
+                .as_ref()
+                .and_then(|r| r.batch_body.as_deref())
+                .map(BatchTemplate::compile)
+                .transpose()
+                .map_err(|e| e.to_string())?,
             limits: Limits {
                 max_retries: config.max_retries(),
                 on_client_error: config.on_client_error,
@@ -164,9 +174,13 @@ impl Deliverer {
         }
     }
 
-    /// Everything an attempt sends, built once per request and reused by its retries.
-    fn outgoing(&self, jobs: &[Job]) -> Outgoing {
-        let content = self.shape.content(jobs.iter().map(|j| &j.request.payload));
+    /// Everything an attempt sends, built once per request and reused by its retries; `Err`
+    /// when the batch template cannot be rendered for these records.
+    fn outgoing(&self, jobs: &[Job]) -> Result<Outgoing, RenderError> {
+        let content = self.shape.content(
+            jobs.iter().map(|j| &j.request.payload),
+            self.batch_template.as_ref(),
+        )?;
         let key = match (jobs, self.shape) {
             ([job], Shape::Json { batched: false, .. } | Shape::Query) => {
                 job.request.idempotency_key.clone()
@@ -178,12 +192,15 @@ impl Deliverer {
                 HeaderValue::from_str(key.as_str()).expect("idempotency keys are URL-safe base64")
             }
         };
-        Outgoing { content, key }
+        Ok(Outgoing { content, key })
     }
 
     /// Attempts until the policy settles; only the mechanics are here.
     async fn send(&self, jobs: &[Job]) -> Result<Answer, Failure> {
-        let outgoing = self.outgoing(jobs);
+        let outgoing = match self.outgoing(jobs) {
+            Ok(outgoing) => outgoing,
+            Err(e) => return Ok(Answer::Rejected(Rejection::Template(e))),
+        };
         if let Some(headers) = &self.dry_run {
             self.show(&outgoing, headers);
             return Ok(Answer::Delivered);
@@ -313,10 +330,20 @@ impl Deliverer {
                 None => crate::redact::shown_url(full.as_str()),
             },
         };
+        let templated: reqwest::header::HeaderMap =
+            outgoing.content.headers.iter().cloned().collect();
+        let headers = match templated.is_empty() {
+            true => headers.to_string(),
+            false => format!("{headers}, {}", crate::headers::shown(&templated)),
+        };
         self.notices.borrow_mut().push(Notice::DryRun {
-            method: self.sender.method.clone(),
+            method: outgoing
+                .content
+                .method
+                .clone()
+                .unwrap_or_else(|| self.sender.method.clone()),
             url,
-            headers: headers.to_string(),
+            headers,
             key: key_text(&outgoing.key).to_string(),
             per_attempt: self.sender.shown_per_attempt(),
             gzip: self.sender.content_encoding.is_some(),

@@ -176,7 +176,8 @@ impl Airbyte {
                 record,
                 label,
             ) {
-                Ok((request, order_key)) => meta.send(request, order_key),
+                Ok(Some((request, order_key))) => meta.send(request, order_key),
+                Ok(None) => Event::Skipped(meta),
                 Err(reason) => meta.refused(reason),
             },
         );
@@ -236,7 +237,20 @@ impl Airbyte {
     }
 }
 
-/// The record's request and ordering key.
+/// The record's operation: its stream's sync mode, or `delete` for a record whose
+/// `_ab_cdc_deleted_at` is set when records are routed by operation.
+fn operation<'a>(encoder: &Encoder, stream: &'a Stream, fields: &RawObject) -> &'a str {
+    let deleted = encoder.routes_by_operation()
+        && fields
+            .get("_ab_cdc_deleted_at")
+            .is_some_and(|at| at.get() != "null");
+    match deleted {
+        true => "delete",
+        false => &stream.sync_mode,
+    }
+}
+
+/// The record's request and ordering key; `None` when its operation's route skips it.
 fn request(
     encoder: &mut Encoder,
     twins: &mut Twins,
@@ -244,14 +258,17 @@ fn request(
     id: u32,
     record: &InputRecord,
     label: RecordLabel,
-) -> Result<(Request, Option<u64>), Rejection> {
+) -> Result<Option<(Request, Option<u64>)>, Rejection> {
     let Some(fields) = &record.fields else {
         return Err(Rejection::InvalidData(
             "the record's data is not a JSON object".into(),
         ));
     };
-    let primary_key = primary_key_text(fields, &stream.primary_key)
-        .map_err(|e| Rejection::InvalidData(e.into()))?;
+    let op = operation(encoder, stream, fields);
+    if encoder.skips(op) {
+        return Ok(None);
+    }
+    let primary_key = primary_key_text(fields, &stream.primary_key);
     let order_key = match &primary_key {
         Some(pk) => Some(hash_key((id, pk))),
         None if stream.serialize_all => Some(hash_key(id)),
@@ -268,14 +285,21 @@ fn request(
         occurrence,
     );
     let idempotency_key = encoder.key_header(idempotency_key);
+    let primary_key_value = encoder
+        .templated()
+        .then(|| primary_key_json(fields, &stream.primary_key))
+        .flatten();
     let facts = Facts {
-        op: &stream.sync_mode,
+        op,
         stream: &record.stream,
         namespace: record.namespace.as_deref(),
         row_num: None,
         message_id: label.message_id,
         sync_mode: &stream.sync_mode,
         idempotency_key: &idempotency_key,
+        primary_key: primary_key_value.as_deref(),
+        run_id: None,
+        sync_id: None,
     };
     let envelope = Envelope {
         message_id: label.message_id,
@@ -291,18 +315,43 @@ fn request(
         idempotency_key,
         label,
     };
-    Ok((request, order_key))
+    Ok(Some((request, order_key)))
 }
 
 /// The primary-key value as text (each key path's JSON, joined), or `None` without a key.
-fn primary_key_text(fields: &RawObject, key: &[Vec<String>]) -> Result<Option<String>, String> {
+fn primary_key_text(fields: &RawObject, key: &[Vec<String>]) -> Option<String> {
     if key.is_empty() {
-        return Ok(None);
+        return None;
     }
     let mut text = String::new();
-    for path in key {
+    for value in key_values(fields, key) {
+        text.push_str(&value);
+        text.push('\u{1f}');
+    }
+    Some(text)
+}
+
+/// The primary-key value as JSON, as templates see it: the value of a one-field key, else the
+/// array of the fields' values.
+fn primary_key_json(fields: &RawObject, key: &[Vec<String>]) -> Option<String> {
+    match key {
+        [] => None,
+        [_] => key_values(fields, key).next(),
+        _ => Some(format!(
+            "[{}]",
+            key_values(fields, key).collect::<Vec<_>>().join(",")
+        )),
+    }
+}
+
+/// Each key path's value as JSON text (`null` when the record lacks it).
+fn key_values<'a>(
+    fields: &'a RawObject,
+    key: &'a [Vec<String>],
+) -> impl Iterator<Item = String> + 'a {
+    key.iter().map(|path| {
         let top = fields.get(&path[0]);
-        let value = match (top, path.len()) {
+        match (top, path.len()) {
             (None, _) => "null".to_string(),
             (Some(v), 1) => v.get().to_string(),
             (Some(v), _) => {
@@ -316,11 +365,8 @@ fn primary_key_text(fields: &RawObject, key: &[Vec<String>]) -> Result<Option<St
                     .map(Value::to_string)
                     .unwrap_or_else(|| "null".into())
             }
-        };
-        text.push_str(&value);
-        text.push('\u{1f}');
-    }
-    Ok(Some(text))
+        }
+    })
 }
 
 #[cfg(test)]

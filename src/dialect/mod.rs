@@ -107,6 +107,8 @@ pub enum Event {
         meta: RecordMeta,
         reason: Rejection,
     },
+    /// A record whose operation's route is `skip`: acknowledged without being sent.
+    Skipped(RecordMeta),
     State(Box<RawValue>, Scope),
     /// A line that is not a protocol message: skipped, counted, warned about.
     Malformed {

@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 
 use super::{hash_key, Event, RecordLabel, RecordMeta, Request};
 use crate::catalog::{mode_needs_order, MappingEntry, ValmiCatalog};
+use crate::config::Config;
 use crate::encoder::Encoder;
 use crate::envelope::{json_name, Envelope, RawFields};
 use crate::idempotency::{self, RunScope, ValmiRow};
@@ -28,6 +29,9 @@ pub struct Valmi {
     /// Without a key, a mode that changes rows sends one record at a time.
     serialize_all: bool,
     run_scope: RunScope,
+    /// `run_time_args`' run and sync, as templates see them.
+    run_id: Option<serde_json::Value>,
+    sync_id: Option<serde_json::Value>,
     /// Rows up to here were delivered by an earlier attempt of this run.
     resume_after_row: Option<u64>,
     rows: RowOrder,
@@ -112,10 +116,13 @@ impl Valmi {
     pub fn new(
         encoder: Encoder,
         catalog: ValmiCatalog,
-        run_scope: RunScope,
+        config: &Config,
         resume_after_row: Option<u64>,
     ) -> Self {
+        let args = config.run_time_args.as_ref();
         Valmi {
+            run_id: args.and_then(|a| a.run_id.clone()),
+            sync_id: args.and_then(|a| a.sync_id.clone()),
             encoder,
             serialize_all: catalog.id_key.is_none() && mode_needs_order(&catalog.sync_mode),
             sync_mode: catalog.sync_mode,
@@ -125,7 +132,7 @@ impl Valmi {
                 .map(|MappingEntry { stream, sink }| (stream, json_name(&sink)))
                 .collect(),
             id_key: catalog.id_key,
-            run_scope,
+            run_scope: config.run_scope(),
             resume_after_row,
             rows: RowOrder::default(),
             streams: HashMap::new(),
@@ -184,6 +191,9 @@ impl Valmi {
         if order == Some(RowPlace::AlreadyDelivered) {
             return Event::AlreadyDelivered;
         }
+        if self.encoder.skips(&meta.op) {
+            return Event::Skipped(meta);
+        }
         let order_key = self.order_key(fields);
         let out_of_order = order == Some(RowPlace::NotRising);
         let idempotency_key =
@@ -196,6 +206,13 @@ impl Valmi {
             message_id,
             sync_mode: &self.sync_mode,
             idempotency_key: &idempotency_key,
+            primary_key: self
+                .id_key
+                .as_ref()
+                .and_then(|k| fields.get(k))
+                .map(|v| v.get()),
+            run_id: self.run_id.as_ref(),
+            sync_id: self.sync_id.as_ref(),
         };
         let payload = match body(
             &mut self.encoder,

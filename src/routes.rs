@@ -1,0 +1,209 @@
+//! Which request a record gets: the route of its operation (`routes` in the config), or the
+//! top-level request. A route is compiled once at start-up with its fallbacks already applied,
+//! so a record only looks its operation up.
+
+use reqwest::Method;
+
+use crate::config::{Config, ContentType, Route, RouteMethod};
+use crate::header_template::HeaderTemplates;
+use crate::path_template::PathTemplate;
+use crate::template::{BodyTemplate, CompileError};
+
+/// What a request carries the record in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Carrier {
+    /// A body: the envelope or the body template's rendering.
+    Body,
+    /// The query (GET): the envelope flattened, after the path template's query.
+    Query,
+    /// Nothing (DELETE without a body template): the path says which record.
+    Nothing,
+}
+
+/// One request definition, compiled.
+pub struct Definition {
+    /// The method when it is not the top-level one.
+    pub method: Option<Method>,
+    pub carrier: Carrier,
+    pub body: Option<BodyTemplate>,
+    pub path: Option<PathTemplate>,
+    pub headers: Option<HeaderTemplates>,
+}
+
+impl Definition {
+    /// Nothing beyond the top-level shape: the record is sent as it is without templates.
+    pub fn is_plain(&self) -> bool {
+        self.method.is_none()
+            && self.body.is_none()
+            && self.path.is_none()
+            && self.headers.is_none()
+    }
+}
+
+/// The compiled routes: the top-level request, and a definition (or `None`: skip) per routed
+/// operation.
+pub struct Routes {
+    default: Definition,
+    by_operation: Vec<(&'static str, Option<Definition>)>,
+}
+
+impl Routes {
+    pub fn compile(config: &Config) -> Result<Self, CompileError> {
+        let request = config.request.clone().unwrap_or_default();
+        let top = Route {
+            body: request.body.clone(),
+            path: request.path.clone(),
+            headers: (!request.headers.is_empty()).then(|| request.headers.clone()),
+            ..Route::default()
+        };
+        let default = definition("request", &top, None, config)?;
+        let by_operation = config
+            .routes
+            .iter()
+            .map(|(op, route)| {
+                let compiled = match route.skip {
+                    true => None,
+                    false => Some(definition(
+                        &format!("routes.{op}"),
+                        route,
+                        Some(&top),
+                        config,
+                    )?),
+                };
+                Ok((op, compiled))
+            })
+            .collect::<Result<_, CompileError>>()?;
+        Ok(Routes {
+            default,
+            by_operation,
+        })
+    }
+
+    /// The definition for a record of operation `op`; `None` when its records are skipped.
+    pub fn definition(&self, op: &str) -> Option<&Definition> {
+        match self.by_operation.iter().find(|(routed, _)| *routed == op) {
+            Some((_, routed)) => routed.as_ref(),
+            None => Some(&self.default),
+        }
+    }
+
+    /// Whether records are routed by operation at all (the Airbyte dialect then looks for
+    /// `_ab_cdc_deleted_at`).
+    pub fn by_operation(&self) -> bool {
+        !self.by_operation.is_empty()
+    }
+
+    /// Whether every record is sent as it is, without a template.
+    pub fn is_plain(&self) -> bool {
+        self.by_operation.is_empty() && self.default.is_plain()
+    }
+}
+
+/// The definition of `route` (`field` in the config), its unset parts taken from `top`, the
+/// top-level request (`None` when `route` is it).
+fn definition(
+    field: &str,
+    route: &Route,
+    top: Option<&Route>,
+    config: &Config,
+) -> Result<Definition, CompileError> {
+    let content_type = config
+        .request
+        .as_ref()
+        .map_or(ContentType::Json, |r| r.content_type);
+    let method = route.method.map(|m| match m {
+        RouteMethod::Post => Method::POST,
+        RouteMethod::Get => Method::GET,
+        RouteMethod::Put => Method::PUT,
+        RouteMethod::Patch => Method::PATCH,
+        RouteMethod::Delete => Method::DELETE,
+    });
+    let carrier = match route.method.map(RouteMethod::as_str) {
+        Some("GET") => Carrier::Query,
+        Some("DELETE") if route.body.is_none() => Carrier::Nothing,
+        None if config.method == crate::config::Method::Get => Carrier::Query,
+        _ => Carrier::Body,
+    };
+    // A body is inherited only by methods that carry one by default.
+    let inherits_body = !matches!(route.method, Some(RouteMethod::Get | RouteMethod::Delete));
+    let pick = |own: Option<&String>, from_top: Option<&String>, name: &str| {
+        own.map(|s| (format!("{field}.{name}"), s.clone()))
+            .or_else(|| from_top.map(|s| (format!("request.{name}"), s.clone())))
+    };
+    let body = pick(
+        route.body.as_ref(),
+        top.and_then(|t| t.body.as_ref()).filter(|_| inherits_body),
+        "body",
+    );
+    let path = pick(
+        route.path.as_ref(),
+        top.and_then(|t| t.path.as_ref()),
+        "path",
+    );
+    let headers = route
+        .headers
+        .as_ref()
+        .map(|h| (format!("{field}.headers"), h))
+        .or_else(|| {
+            top.and_then(|t| t.headers.as_ref())
+                .map(|h| ("request.headers".to_string(), h))
+        });
+    Ok(Definition {
+        method,
+        carrier,
+        body: body
+            .map(|(name, source)| BodyTemplate::compile(&name, &source, content_type))
+            .transpose()?,
+        path: path
+            .map(|(name, source)| PathTemplate::compile(&name, &source))
+            .transpose()?,
+        headers: headers
+            .map(|(name, entries)| HeaderTemplates::compile(&name, entries))
+            .transpose()?,
+    })
+}
+
+/// What is wrong with the request definitions: a template that does not compile (with its
+/// line and column), or a route the method or batching cannot carry.
+pub fn problems(config: &Config) -> Vec<String> {
+    let mut problems: Vec<String> = Routes::compile(config)
+        .err()
+        .map(|e| e.to_string())
+        .into_iter()
+        .collect();
+    for (op, route) in config.routes.iter() {
+        problems.extend(route_problem(route, config).map(|p| format!("routes.{op}: {p}")));
+    }
+    problems
+}
+
+/// Why one route cannot be sent as configured.
+fn route_problem(route: &Route, config: &Config) -> Option<String> {
+    let sends_body = match route.method {
+        Some(RouteMethod::Get) => false,
+        Some(RouteMethod::Delete) => route.body.is_some(),
+        Some(_) => true,
+        None => config.method != crate::config::Method::Get,
+    };
+    let has_parts = route.method.is_some()
+        || route.path.is_some()
+        || route.body.is_some()
+        || route.headers.is_some();
+    if route.skip {
+        return has_parts
+            .then(|| "skip sends nothing; remove its method, path, body and headers".into());
+    }
+    if config.batch_size > 1 {
+        return Some(format!(
+            "a batch is one request for records of any operation; batch_size is {}, it must be 1 (or the route must skip)",
+            config.batch_size
+        ));
+    }
+    if route.method == Some(RouteMethod::Get) && route.body.is_some() {
+        return Some("GET sends the record in its query, not a body".into());
+    }
+    if sends_body && config.method == crate::config::Method::Get {
+        return Some("its request has a body, but the top-level method is GET (which sends none): set method to POST, PUT or PATCH".into());
+    }
+    None
+}
