@@ -115,6 +115,10 @@ impl Compiled {
         env.add_filter("tojson", tojson);
         env.add_filter("b64encode", b64encode);
         env.add_filter("sha256", sha256);
+        // Dates of ISO strings and epoch seconds; only the filters: `now()` would read the clock.
+        env.add_filter("datetimeformat", minijinja_contrib::filters::datetimeformat);
+        env.add_filter("dateformat", minijinja_contrib::filters::dateformat);
+        env.add_filter("timeformat", minijinja_contrib::filters::timeformat);
         env.add_template_owned(KEY, source.to_string())
             .map_err(|e| compile_error(&name, source, &e))?;
         Ok(Compiled { env, name })
@@ -421,6 +425,17 @@ mod tests {
             parts[9],
             r#"a%40b.c {"e":"a@b.c","big":123456789012345678901234567890,"x":1.5,"h":"<&'>"}"#
         );
+    }
+
+    #[test]
+    fn dates_of_iso_strings_and_epoch_seconds_case_and_trim() {
+        let body = render(
+            r#"{{ record.at | datetimeformat(format="iso") }} {{ record.epoch | dateformat(format="[year]-[month]-[day]") }} {{ record.at | timeformat(format="[hour]:[minute]") }} {{ record.name | trim | upper }} {{ record.name | lower | trim }}"#,
+            ContentType::Text,
+            r#"{"at": "2026-01-02T03:04:05Z", "epoch": 1700000000, "name": "  Ada "}"#,
+        )
+        .unwrap();
+        assert_eq!(body, "2026-01-02T03:04:05+00:00 2023-11-14 03:04 ADA ada");
     }
 
     #[test]
