@@ -39,6 +39,11 @@ pub enum Failure {
         max_retries: u32,
         reason: String,
     },
+    #[error("{label} could not be rendered (on_client_error is \"fail\"): {reason}")]
+    Unrenderable {
+        label: RecordLabel,
+        reason: crate::template::RenderError,
+    },
     #[error("{label} was refused by {endpoint} with HTTP {status} (on_client_error is \"fail\"): {excerpt}")]
     Refused {
         endpoint: String,
@@ -64,6 +69,7 @@ impl Failure {
             Failure::Redirect { label, status, .. } => format!("{label} status={status}"),
             Failure::Unauthorized { status, .. } => format!("status={status}"),
             Failure::TlsRefused { label, .. } => label.to_string(),
+            Failure::Unrenderable { reason, .. } => format!("code={}", reason.code()),
             Failure::GaveUp { max_retries, .. } => format!("max_retries={max_retries}"),
             Failure::Refused {
                 status, records, ..

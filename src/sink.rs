@@ -27,6 +27,7 @@ use crate::outbox::Outbox;
 use crate::output::{Closed, Output};
 use crate::progress::{LimitTrace, LiveLine, Progress, INTERVAL, LIVE_INTERVAL, TRACE_INTERVAL};
 use crate::protocol::{FailureType, Fatal};
+use crate::rejection::Rejection;
 use crate::signals::{Caught, Signals};
 
 pub struct Sink {
@@ -223,6 +224,15 @@ impl<'d> Loop<'d> {
                     request,
                     order_key,
                 } => self.backlog.push_record(meta, request, order_key),
+                Event::Refused {
+                    meta,
+                    reason: Rejection::Template(reason),
+                } => match self.deliverer.unrenderable(meta.label, reason) {
+                    Ok(reason) => self
+                        .backlog
+                        .push_settled(Entry::Record(meta), Ack::Rejected(reason)),
+                    Err(failure) => return self.stop(Stop::Fatal(failure.into())),
+                },
                 Event::Refused { meta, reason } => self
                     .backlog
                     .push_settled(Entry::Record(meta), Ack::Rejected(reason)),

@@ -106,6 +106,37 @@ fn a_record_missing_a_field_is_rejected_by_name_and_the_others_are_delivered() {
     assert_eq!(finished, Some(json!(true)), "{}", run.dump());
 }
 
+/// Under `on_client_error: fail` a record the template cannot render stops the sync: nothing of
+/// it is sent, the records before it are delivered and checkpointed, none after it is sent.
+#[test]
+fn on_client_error_fail_stops_at_a_record_the_template_cannot_render() {
+    let input = [
+        record_with(1, json!({"id": 1, "email": "u1@x.io"})),
+        record_with(2, json!({"id": 2})),
+        record_with(3, json!({"id": 3, "email": "u3@x.io"})),
+    ]
+    .concat();
+    let receiver = Receiver::start_default();
+    let extra = json!({"concurrency": 1, "on_client_error": "fail",
+        "request": {"body": r#"{"e": "{{ record.em }}", "id": {{ record.id }}}"#}});
+    let run = write_valmi_to(&receiver, extra, input.as_bytes());
+    let message = assert_fatal(&run, "config_error");
+    assert!(
+        message.contains("_valmi_row_num=2") && message.contains("'record.em'"),
+        "{message}"
+    );
+    let ids: Vec<Value> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.json()["id"].clone())
+        .collect();
+    assert!(
+        !ids.contains(&json!(2)) && !ids.contains(&json!(3)),
+        "{ids:?}"
+    );
+    assert!(run.rejected_records().is_empty(), "{}", run.dump());
+}
+
 #[test]
 fn default_allows_absence() {
     let input = record_with(1, json!({"id": 1}));

@@ -21,7 +21,8 @@ pub use exchange::RESPONSE_KEEP;
 pub use notice::Notice;
 
 use crate::ack::{Ack, Acks};
-use crate::config::Config;
+use crate::config::{Config, OnClientError};
+use crate::dialect::RecordLabel;
 use crate::dialect::Request;
 use crate::failure::Failure;
 use crate::hmac_header::HeaderSigner;
@@ -133,6 +134,19 @@ impl Deliverer {
         }
     }
 
+    /// A record its templates cannot render: rejected, or under `on_client_error: fail` the
+    /// sync's stop (it is never sent half-rendered either way).
+    pub fn unrenderable(
+        &self,
+        label: RecordLabel,
+        reason: RenderError,
+    ) -> Result<Rejection, Failure> {
+        match self.limits.on_client_error {
+            OnClientError::Reject => Ok(Rejection::Template(reason)),
+            OnClientError::Fail => Err(Failure::Unrenderable { label, reason }),
+        }
+    }
+
     /// What happened since the last call that is worth a LOG line.
     pub fn take_notices(&self) -> Vec<Notice> {
         std::mem::take(&mut self.notices.borrow_mut())
@@ -199,7 +213,11 @@ impl Deliverer {
     async fn send(&self, jobs: &[Job]) -> Result<Answer, Failure> {
         let outgoing = match self.outgoing(jobs) {
             Ok(outgoing) => outgoing,
-            Err(e) => return Ok(Answer::Rejected(Rejection::Template(e))),
+            Err(e) => {
+                return self
+                    .unrenderable(jobs[0].request.label, e)
+                    .map(Answer::Rejected)
+            }
         };
         if let Some(headers) = &self.dry_run {
             self.show(&outgoing, headers);
