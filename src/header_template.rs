@@ -6,7 +6,7 @@
 use minijinja::{AutoEscape, Value};
 use reqwest::header::{HeaderName, HeaderValue};
 
-use crate::template::{CompileError, Compiled, RenderError};
+use crate::template::{CompileError, Compiled, RenderError, RECORD_CONTEXT};
 
 /// Compiled header templates, in config order.
 pub struct HeaderTemplates(Vec<(HeaderName, Compiled)>);
@@ -31,9 +31,11 @@ impl HeaderTemplates {
                 return Err(problem(index, format!("'{name}' {why}")));
             }
             let template =
-                Compiled::new(field, source, AutoEscape::None).map_err(|e| CompileError {
-                    problem: format!("[{index}] {name}: {}", e.problem),
-                    ..e
+                Compiled::new(field, source, AutoEscape::None, RECORD_CONTEXT).map_err(|e| {
+                    CompileError {
+                        problem: format!("[{index}] {name}: {}", e.problem),
+                        ..e
+                    }
                 })?;
             compiled.push((header, template));
         }

@@ -10,7 +10,7 @@ use minijinja::{AutoEscape, Error, ErrorKind, Value};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use url::Url;
 
-use crate::template::{CompileError, Compiled, RenderError};
+use crate::template::{CompileError, Compiled, RenderError, RECORD_CONTEXT};
 
 /// Everything but RFC 3986's unreserved characters is encoded.
 const VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -35,7 +35,7 @@ pub struct PathTemplate(Compiled);
 
 impl PathTemplate {
     pub fn compile(name: &str, source: &str) -> Result<Self, CompileError> {
-        Compiled::new(name, source, AutoEscape::Custom("url")).map(PathTemplate)
+        Compiled::new(name, source, AutoEscape::Custom("url"), RECORD_CONTEXT).map(PathTemplate)
     }
 
     /// `endpoint` with the rendered path appended to its path and the rendered query to its

@@ -26,6 +26,25 @@ pub type Name = std::sync::Arc<str>;
 /// The key a template is stored under in its own environment (each holds one).
 const KEY: &str = "template";
 
+/// What a record's templates can read ([`context`]).
+pub const RECORD_CONTEXT: &[&str] = &[
+    "record",
+    "envelope",
+    "op",
+    "stream",
+    "namespace",
+    "row_num",
+    "message_id",
+    "sync_mode",
+    "idempotency_key",
+    "primary_key",
+    "run_id",
+    "sync_id",
+];
+
+/// What a batch body template can read.
+const BATCH_CONTEXT: &[&str] = &["records"];
+
 /// A template that does not compile: a config error, with where in the template.
 #[derive(Debug, thiserror::Error)]
 #[error("{template}: {problem} (line {line}, column {column})")]
@@ -105,8 +124,14 @@ pub(crate) struct Compiled {
 
 impl Compiled {
     /// The template `source`, strict about undefined values, escaping inserted values with
-    /// `escape`, with this module's filters.
-    pub fn new(name: &str, source: &str, escape: AutoEscape) -> Result<Self, CompileError> {
+    /// `escape`, with this module's filters. A name it reads that is not in `known` (a typo
+    /// such as `recrod`) is refused here, once, rather than rejecting every record.
+    pub fn new(
+        name: &str,
+        source: &str,
+        escape: AutoEscape,
+        known: &[&str],
+    ) -> Result<Self, CompileError> {
         let name: Name = name.into();
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -121,7 +146,35 @@ impl Compiled {
         env.add_filter("timeformat", minijinja_contrib::filters::timeformat);
         env.add_template_owned(KEY, source.to_string())
             .map_err(|e| compile_error(&name, source, &e))?;
-        Ok(Compiled { env, name })
+        let compiled = Compiled { env, name };
+        compiled.refuse_unknown_names(source, known)?;
+        Ok(compiled)
+    }
+
+    fn refuse_unknown_names(&self, source: &str, known: &[&str]) -> Result<(), CompileError> {
+        let template = self.env.get_template(KEY).expect("added just before");
+        let mut unknown: Vec<String> = template
+            .undeclared_variables(false)
+            .into_iter()
+            .filter(|v| !known.contains(&v.as_str()))
+            .filter(|v| !self.env.globals().any(|(global, _)| global == v))
+            .collect();
+        unknown.sort();
+        let Some(first) = unknown.first() else {
+            return Ok(());
+        };
+        let (line, column) = source
+            .find(first.as_str())
+            .map_or((1, 1), |at| line_column(source, at));
+        Err(CompileError {
+            template: self.name.clone(),
+            problem: format!(
+                "'{first}' is not defined: a template can read {}",
+                known.join(", ")
+            ),
+            line,
+            column,
+        })
     }
 
     /// The template rendered in `context`; a failure names what the template asked for.
@@ -159,7 +212,7 @@ impl BodyTemplate {
             ContentType::Text => AutoEscape::None,
         };
         Ok(BodyTemplate {
-            template: Compiled::new(name, source, escape)?,
+            template: Compiled::new(name, source, escape, RECORD_CONTEXT)?,
             content_type,
         })
     }
@@ -203,7 +256,13 @@ pub struct BatchTemplate(Compiled);
 
 impl BatchTemplate {
     pub fn compile(source: &str) -> Result<Self, CompileError> {
-        Compiled::new("request.batch_body", source, AutoEscape::Custom("json")).map(BatchTemplate)
+        Compiled::new(
+            "request.batch_body",
+            source,
+            AutoEscape::Custom("json"),
+            BATCH_CONTEXT,
+        )
+        .map(BatchTemplate)
     }
 
     /// The body of a batch whose records' bodies (JSON text, in input order) are `bodies`;
@@ -450,6 +509,24 @@ mod tests {
         assert_eq!((&*error.template, error.line), ("request.body", 2));
         assert!(error.column > 1, "{error}");
         assert!(error.to_string().starts_with("request.body: "), "{error}");
+    }
+
+    #[test]
+    fn a_name_outside_the_context_is_refused_where_it_stands() {
+        let error = BodyTemplate::compile(
+            "request.body",
+            "{% set n = 1 %}{% for x in range(n) %}{{ x }}{% endfor %}\n{{ recrod.id }}",
+            ContentType::Text,
+        )
+        .err()
+        .unwrap();
+        assert_eq!((error.line, error.column), (2, 4), "{error}");
+        assert!(
+            error.problem.starts_with("'recrod' is not defined"),
+            "{error}"
+        );
+        let batch = BatchTemplate::compile("{{ record }}").err().unwrap();
+        assert!(batch.problem.contains("can read records"), "{batch}");
     }
 
     #[test]
