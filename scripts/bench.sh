@@ -7,7 +7,7 @@
 #     of the HTTP client alone, with nothing of the connector around it; and the same loop with
 #     mimalloc as its allocator, as the connector has (examples/bare_reqwest_mimalloc.rs).
 #
-# usage: scripts/bench.sh [--records N] [--repeat K] [--wrk-seconds S] [--memory | --callgrind | --remote [--svg DIR]]
+# usage: scripts/bench.sh [--records N] [--repeat K] [--wrk-seconds S] [--memory | --callgrind | --remote [--svg DIR] | --templates]
 #   N (default 100000, or the N environment variable): records per row (the 10 KB rows use N/10).
 #   K (default 1): run every measurement K times and report the median of each figure.
 #   S (default 5): duration of each wrk run.
@@ -21,6 +21,10 @@
 #     of requests answered 429 and the endpoint's p50 latency. N defaults to 10000 here. With
 #     --svg DIR, also one SVG per row in DIR: the limit, requests in flight and records/s over
 #     the run (from the connector's DESTINATION_WEBHOOK_LIMIT_TRACE), of the last repeat.
+#   --templates: only the request-template rows (issue #16), against the fast receiver: the
+#     envelope and a typical body template (6 fields, one filter) at concurrency 16 batch 1,
+#     and the envelope array and a batch template ({"events": [...]}) at batch 100; each
+#     template row as a ratio of the envelope's records/s in the same repeat.
 #
 # Prints one table, a table of the yardsticks, then PASS/FAIL per target. Exits 0 even when a
 # target fails (exits non-zero only when a run itself fails), so it can be used to collect
@@ -35,6 +39,7 @@ wrk_seconds=5
 memory=0
 callgrind=0
 remote=0
+templates=0
 svg_dir=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -47,9 +52,10 @@ while [ $# -gt 0 ]; do
     --memory) memory=1; shift ;;
     --callgrind) callgrind=1; shift ;;
     --remote) remote=1; shift ;;
+    --templates) templates=1; shift ;;
     --svg) svg_dir=$2; shift 2 ;;
     --svg=*) svg_dir=${1#*=}; shift ;;
-    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -77,7 +83,7 @@ command -v python3 >/dev/null || { echo "bench.sh: needs python3" >&2; exit 1; }
 [ -x /usr/bin/time ] || apt_install time
 [ -x /usr/bin/time ] || { echo "bench.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 wrk_bin=$(command -v wrk || true)
-if [ -z "$wrk_bin" ] && [ "$memory" = 0 ] && [ "$remote" = 0 ]; then apt_install wrk; wrk_bin=$(command -v wrk || true); fi
+if [ -z "$wrk_bin" ] && [ "$memory" = 0 ] && [ "$remote" = 0 ] && [ "$templates" = 0 ]; then apt_install wrk; wrk_bin=$(command -v wrk || true); fi
 [ -n "$wrk_bin" ] || [ "$memory" = 1 ] || log "wrk not found: the 'vs wrk' column will read n/a"
 
 # How busy the machine is before we start (other processes skew every figure): CPU busy %
@@ -348,6 +354,57 @@ print(f"{'endpoint; connector config':<46} {'records/s':>9} {'of ideal':>8} {'42
 for name, runs in rows.items():
     med = [statistics.median(float(r[i]) if r[i] != "?" else 0 for r in runs) for i in range(7)]
     print(f"{name:<46} {med[0]:>9.0f} {med[1]:>8.2f} {med[2]:>5.1f}% {med[3]:>7.0f} {med[4]:>5.0f} {med[5]:>6.0f} {med[6]:>7.2f}")
+PY
+  exit 0
+fi
+
+if [ "$templates" = 1 ]; then
+  gen "$work/r_small.jsonl" "$records" 0
+  start_receiver templates --log none --no-record
+  receiver_pid=$started_pid
+  body='{"id": {{ record.id }}, "email_sha256": "{{ record.email | sha256 }}", "first_name": "{{ record.my_first_name }}", "last_name": "{{ record.last_name }}", "op": "{{ op }}", "row": {{ row_num }}}'
+  batch='{"events": {{ records | tojson }}}'
+  python3 - "$started_url" "$body" "$batch" "$work" <<'PY'
+import json, sys
+url, body, batch, work = sys.argv[1:]
+configs = {
+    "envelope c16 b1": {},
+    "body template c16 b1": {"request": {"body": body}},
+    "envelope c16 b100": {"batch_size": 100},
+    "batch template c16 b100": {"batch_size": 100, "request": {"body": body, "batch_body": batch}},
+}
+for i, (name, extra) in enumerate(configs.items()):
+    json.dump({"url": url, "concurrency": 16, **extra}, open(f"{work}/t{i}.cfg", "w"))
+    open(f"{work}/t{i}.name", "w").write(name)
+PY
+  : >"$work/templates.tsv"
+  for rep in $(seq 1 "$repeat"); do
+    for i in 0 1 2 3; do
+      log "templates: $(cat "$work/t$i.name"), run $rep/$repeat"
+      /usr/bin/time -f '%e %M' -o "$work/time" "$bin" write --config "$work/t$i.cfg" --catalog "$work/src.json" \
+        --destination_catalog "$work/dest.json" <"$work/r_small.jsonl" >"$work/out.jsonl" 2>"$work/err" \
+        || { echo "bench.sh: the templated run failed:" >&2; tail -n 5 "$work/err" "$work/out.jsonl" >&2; exit 1; }
+      grep -q "\"sync complete: $records delivered" "$work/out.jsonl" \
+        || { echo "bench.sh: not every record was delivered:" >&2; tail -n 2 "$work/out.jsonl" >&2; exit 1; }
+      printf '%s\t%s\t%s\n' "$(cat "$work/t$i.name")" "$rep" "$(cat "$work/time")" >>"$work/templates.tsv"
+    done
+  done
+  python3 - "$work/templates.tsv" "$records" "$repeat" <<'PY'
+import statistics, sys
+path, n, repeat = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+runs = {}
+for line in open(path):
+    name, rep, times = line.rstrip("\n").split("\t")
+    wall, rss = times.split()
+    runs.setdefault(name, {})[rep] = (n / float(wall), int(rss) / 1024)
+base = {"b1": "envelope c16 b1", "b100": "envelope c16 b100"}
+print(f"\nrequest templates, {n:,} records per row, median of {repeat} (ratio: to the envelope's records/s in the same repeat):")
+print(f"{'case':<26} {'records/s':>10} {'ratio':>6} {'peak RSS MiB':>13}")
+for name, reps in runs.items():
+    own = base[name.split()[-1]]
+    ratios = [reps[r][0] / runs[own][r][0] for r in reps]
+    print(f"{name:<26} {statistics.median(v[0] for v in reps.values()):>10,.0f} "
+          f"{statistics.median(ratios):>6.2f} {statistics.median(v[1] for v in reps.values()):>13.1f}")
 PY
   exit 0
 fi

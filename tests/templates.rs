@@ -137,6 +137,39 @@ fn on_client_error_fail_stops_at_a_record_the_template_cannot_render() {
     assert!(run.rejected_records().is_empty(), "{}", run.dump());
 }
 
+/// Ad platforms take audience members as the SHA-256 of the normalised e-mail.
+#[test]
+fn a_hashed_email_for_an_ads_api() {
+    let input = [
+        record_with(1, json!({"id": 1, "email": "  Ada@Example.COM "})),
+        valmi_record(2, "delete", json!(2)),
+    ]
+    .concat();
+    let hashed = "{{ record.em | trim | lower | sha256 }}";
+    let receiver = Receiver::start_default();
+    let extra = json!({"concurrency": 1,
+        "request": {"body": format!(r#"{{"email_sha256": "{hashed}"}}"#)},
+        "routes": {"delete": {"method": "DELETE", "path": format!("/{hashed}")}}});
+    let run = write_valmi_to(&receiver, extra, input.as_bytes());
+    assert_completed(&run);
+    let mut requests = receiver.requests();
+    requests.sort_by_key(|r| r.seq);
+    let sha = |text: &str| {
+        use sha2::Digest;
+        sha2::Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(requests.len(), 2, "{}", run.dump());
+    assert_eq!(
+        requests[0].json(),
+        json!({"email_sha256": sha("ada@example.com")})
+    );
+    assert_eq!(requests[1].method, "DELETE");
+    assert_eq!(requests[1].path, format!("/hook/{}", sha("u2@x.io")));
+}
+
 #[test]
 fn default_allows_absence() {
     let input = record_with(1, json!({"id": 1}));
