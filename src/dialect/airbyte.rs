@@ -268,22 +268,7 @@ fn request(
     if encoder.skips(op) {
         return Ok(None);
     }
-    let primary_key = primary_key_text(fields, &stream.primary_key);
-    let order_key = match &primary_key {
-        Some(pk) => Some(hash_key((id, pk))),
-        None if stream.serialize_all => Some(hash_key(id)),
-        None => None,
-    };
-    let occurrence = match primary_key {
-        Some(_) => 1,
-        None => twins.occurrence(id, record.data.get()),
-    };
-    let idempotency_key = idempotency::airbyte(
-        &stream.label,
-        primary_key.as_deref(),
-        record.data.get().as_bytes(),
-        occurrence,
-    );
+    let (order_key, idempotency_key) = keys(twins, stream, id, record, fields);
     let idempotency_key = encoder.key_header(idempotency_key);
     let primary_key_value = encoder
         .templated()
@@ -316,6 +301,34 @@ fn request(
         label,
     };
     Ok(Some((request, order_key)))
+}
+
+/// The record's ordering key (its primary key's value, or its stream when a keyless stream's
+/// mode needs order) and idempotency key.
+fn keys(
+    twins: &mut Twins,
+    stream: &Stream,
+    id: u32,
+    record: &InputRecord,
+    fields: &RawObject,
+) -> (Option<u64>, idempotency::Key) {
+    let primary_key = primary_key_text(fields, &stream.primary_key);
+    let order_key = match &primary_key {
+        Some(pk) => Some(hash_key((id, pk))),
+        None if stream.serialize_all => Some(hash_key(id)),
+        None => None,
+    };
+    let occurrence = match primary_key {
+        Some(_) => 1,
+        None => twins.occurrence(id, record.data.get()),
+    };
+    let key = idempotency::airbyte(
+        &stream.label,
+        primary_key.as_deref(),
+        record.data.get().as_bytes(),
+        occurrence,
+    );
+    (order_key, key)
 }
 
 /// The primary-key value as text (each key path's JSON, joined), or `None` without a key.

@@ -194,8 +194,21 @@ impl Valmi {
         if self.encoder.skips(&meta.op) {
             return Event::Skipped(meta);
         }
-        let order_key = self.order_key(fields);
         let out_of_order = order == Some(RowPlace::NotRising);
+        self.send(meta, record, fields, valmi_meta_raw, out_of_order)
+    }
+
+    /// The record as sent, with its ordering and idempotency keys, or why it cannot be.
+    fn send(
+        &mut self,
+        meta: RecordMeta,
+        record: &InputRecord,
+        fields: &RawObject<'_>,
+        valmi_meta: &RawValue,
+        out_of_order: bool,
+    ) -> Event {
+        let message_id = meta.label.message_id;
+        let order_key = self.order_key(fields);
         let idempotency_key =
             self.idempotency_key(record, meta.label.row_num, message_id, out_of_order);
         let facts = Facts {
@@ -218,7 +231,7 @@ impl Valmi {
             &mut self.encoder,
             &self.mapping,
             fields,
-            valmi_meta_raw,
+            valmi_meta,
             record,
             &facts,
         ) {
