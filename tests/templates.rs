@@ -246,17 +246,35 @@ fn a_template_that_does_not_compile_fails_check_and_write_with_its_line_and_colu
 }
 
 #[test]
-fn a_dry_run_shows_the_rendered_body() {
+fn a_dry_run_shows_the_rendered_request() {
     let receiver = Receiver::start_default();
-    let request = json!({"body": r#"{"text": "hello {{ record.em }}"}"#});
-    let config = config(&receiver.url("/hook"), json!({ "request": request }));
+    let request = json!({"body": r#"{"text": "hello {{ record.em }}"}"#,
+        "headers": ["X-Row: {{ row_num }}", "Authorization: Bearer {{ record.em }}"]});
+    let routes = json!({"delete": {"method": "DELETE", "path": "/c/{{ record.id }}"}});
+    let config = config(
+        &receiver.url("/hook"),
+        json!({ "request": request, "routes": routes }),
+    );
     let dir = Workdir::new();
     let mut args = valmi_args(&dir, &config, None, None);
     args.push("--dry-run".into());
-    let run = run(&str_args(&args), valmi_records(1..=1).as_bytes());
+    let input = [
+        valmi_record(1, "upsert", json!(1)),
+        valmi_record(2, "delete", json!(2)),
+    ]
+    .concat();
+    let run = run(&str_args(&args), input.as_bytes());
     assert_completed(&run);
     let shown = run.logs("INFO").join("\n");
     assert!(shown.contains(r#"{"text": "hello u1@x.io"}"#), "{shown}");
+    assert!(
+        shown.contains("x-row: 1"),
+        "templated headers are shown: {shown}"
+    );
+    assert!(shown.contains("authorization: <redacted>"), "{shown}");
+    assert!(!shown.contains("Bearer u1@x.io"), "{shown}");
+    assert!(shown.contains("DELETE http://127.0.0.1:"), "{shown}");
+    assert!(shown.contains("/hook/c/2"), "{shown}");
     assert_eq!(receiver.request_count(), 0);
 }
 
