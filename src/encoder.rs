@@ -130,8 +130,12 @@ fn templated<P: WriteJson>(
     facts: &Facts<'_>,
     flatten_payload: impl FnOnce(&mut Vec<(String, String)>) -> Result<(), FlattenError>,
 ) -> Result<Payload, Rejection> {
-    let envelope_text = json_text(envelope);
-    let context = template::context(&json_text(&envelope.payload), &envelope_text, facts);
+    let envelope_text = definition.needs_envelope().then(|| json_text(envelope));
+    let context = template::context(
+        &json_text(&envelope.payload),
+        envelope_text.as_deref(),
+        facts,
+    );
     let url = match &definition.path {
         Some(path) => Some(path.url(endpoint, &context).map_err(Rejection::Template)?),
         None => None,
@@ -145,7 +149,7 @@ fn templated<P: WriteJson>(
             )
         }
         (Carrier::Nothing, _) => (url, Bytes::new()),
-        (Carrier::Body, None) => (url, Bytes::from(envelope_text)),
+        (Carrier::Body, None) => (url, Bytes::from(envelope_text.unwrap_or_default())),
         (Carrier::Body, Some(body)) => (
             url,
             Bytes::from(body.render(&context).map_err(Rejection::Template)?),

@@ -42,6 +42,10 @@ impl HeaderTemplates {
         Ok(HeaderTemplates(compiled))
     }
 
+    pub fn reads(&self, name: &str) -> bool {
+        self.0.iter().any(|(_, template)| template.reads(name))
+    }
+
     /// The headers for one record, or why it cannot have them.
     pub fn render(&self, context: &Value) -> Result<Vec<(HeaderName, HeaderValue)>, RenderError> {
         self.0
@@ -68,7 +72,7 @@ mod tests {
     fn render(entry: &str, record: &str) -> Result<Vec<(HeaderName, HeaderValue)>, RenderError> {
         HeaderTemplates::compile("request.headers", &[entry.to_string()])
             .unwrap()
-            .render(&context(record, "{}", &Facts::sample()))
+            .render(&context(record, None, &Facts::sample()))
     }
 
     #[test]

@@ -38,6 +38,10 @@ impl PathTemplate {
         Compiled::new(name, source, AutoEscape::Custom("url"), RECORD_CONTEXT).map(PathTemplate)
     }
 
+    pub fn reads(&self, name: &str) -> bool {
+        self.0.reads(name)
+    }
+
     /// `endpoint` with the rendered path appended to its path and the rendered query to its
     /// query (the endpoint's own parameters first).
     pub fn url(&self, endpoint: &Url, context: &Value) -> Result<Url, RenderError> {
@@ -82,7 +86,7 @@ mod tests {
         let endpoint = Url::parse("http://h.example:8080/api/?x=1").unwrap();
         PathTemplate::compile("request.path", TEMPLATE)
             .unwrap()
-            .url(&endpoint, &context(&record, "{}", &Facts::sample()))
+            .url(&endpoint, &context(&record, None, &Facts::sample()))
     }
 
     fn query_keys(url: &Url) -> Vec<String> {

@@ -31,6 +31,14 @@ pub struct Definition {
 }
 
 impl Definition {
+    /// Whether a record needs its envelope as text: sent as the body, or read by a template.
+    pub fn needs_envelope(&self) -> bool {
+        let read = self.body.as_ref().is_some_and(|t| t.reads("envelope"))
+            || self.path.as_ref().is_some_and(|t| t.reads("envelope"))
+            || self.headers.as_ref().is_some_and(|t| t.reads("envelope"));
+        read || (self.carrier == Carrier::Body && self.body.is_none())
+    }
+
     /// Nothing beyond the top-level shape: the record is sent as it is without templates.
     pub fn is_plain(&self) -> bool {
         self.method.is_none()

@@ -120,6 +120,8 @@ impl Facts<'static> {
 pub(crate) struct Compiled {
     env: Environment<'static>,
     pub name: Name,
+    /// The context's names it reads, so a record pays only for those.
+    reads: Vec<String>,
 }
 
 impl Compiled {
@@ -146,18 +148,33 @@ impl Compiled {
         env.add_filter("timeformat", minijinja_contrib::filters::timeformat);
         env.add_template_owned(KEY, source.to_string())
             .map_err(|e| compile_error(&name, source, &e))?;
-        let compiled = Compiled { env, name };
+        let mut compiled = Compiled {
+            env,
+            name,
+            reads: Vec::new(),
+        };
+        compiled.reads = compiled
+            .env
+            .get_template(KEY)
+            .expect("added just before")
+            .undeclared_variables(false)
+            .into_iter()
+            .collect();
         compiled.refuse_unknown_names(source, known)?;
         Ok(compiled)
     }
 
+    /// Whether it reads `name` from the context.
+    pub fn reads(&self, name: &str) -> bool {
+        self.reads.iter().any(|r| r == name)
+    }
+
     fn refuse_unknown_names(&self, source: &str, known: &[&str]) -> Result<(), CompileError> {
-        let template = self.env.get_template(KEY).expect("added just before");
-        let mut unknown: Vec<String> = template
-            .undeclared_variables(false)
-            .into_iter()
+        let mut unknown: Vec<&String> = self
+            .reads
+            .iter()
             .filter(|v| !known.contains(&v.as_str()))
-            .filter(|v| !self.env.globals().any(|(global, _)| global == v))
+            .filter(|v| !self.env.globals().any(|(global, _)| global == v.as_str()))
             .collect();
         unknown.sort();
         let Some(first) = unknown.first() else {
@@ -217,6 +234,10 @@ impl BodyTemplate {
         })
     }
 
+    pub fn reads(&self, name: &str) -> bool {
+        self.template.reads(name)
+    }
+
     /// The body for one record, from its [`context`].
     pub fn render(&self, context: &Value) -> Result<String, RenderError> {
         let body = self.template.render(context)?;
@@ -233,11 +254,12 @@ impl BodyTemplate {
 }
 
 /// The context a record's templates see: `record` is its payload and `envelope` the default
-/// body, both as JSON text. Made once per record, whatever number of templates read it.
-pub fn context(record: &str, envelope: &str, facts: &Facts<'_>) -> Value {
+/// body, both as JSON text (`envelope` only when a template reads it). Made once per record,
+/// whatever number of templates read it.
+pub fn context(record: &str, envelope: Option<&str>, facts: &Facts<'_>) -> Value {
     minijinja::context! {
         record => from_json(record),
-        envelope => from_json(envelope),
+        envelope => envelope.map(from_json),
         op => facts.op,
         stream => facts.stream,
         namespace => facts.namespace,
@@ -407,7 +429,7 @@ mod tests {
     ) -> Result<String, RenderError> {
         BodyTemplate::compile("request.body", source, content_type)
             .unwrap()
-            .render(&context(record, r#"{"payload":1}"#, &Facts::sample()))
+            .render(&context(record, Some(r#"{"payload":1}"#), &Facts::sample()))
     }
 
     #[test]
