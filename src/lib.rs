@@ -2,8 +2,9 @@
 //! an HTTP endpoint, and reports on stdout what was acknowledged.
 //!
 //! Data flows one way: [`reader`] (stdin lines → [`protocol`] → [`dialect`], which encodes
-//! records per the request's [`shape`] through the [`encoder`]) → [`sink`] (the write loop: the
-//! [`backlog`] of the [`ack`] window and the [`ordering`] scheduler) → [`delivery`] (HTTP; what
+//! records per the request's [`shape`] and the operation's [`routes`] through the [`encoder`])
+//! → [`sink`] (the write loop: the [`backlog`] of the [`ack`] window and the [`ordering`]
+//! scheduler) → [`delivery`] (HTTP; what
 //! an answer means is [`policy`], why a sync stops is [`failure`], why a record is refused is
 //! [`rejection`]) → [`outbox`] ([`checkpoint`]: when a STATE is emitted) → [`output`].
 //! README.md's "Where things are" answers the usual questions file by file.
