@@ -119,16 +119,9 @@ fn definition(
         .request
         .as_ref()
         .map_or(ContentType::Json, |r| r.content_type);
-    let method = route.method.map(|m| match m {
-        RouteMethod::Post => Method::POST,
-        RouteMethod::Get => Method::GET,
-        RouteMethod::Put => Method::PUT,
-        RouteMethod::Patch => Method::PATCH,
-        RouteMethod::Delete => Method::DELETE,
-    });
-    let carrier = match route.method.map(RouteMethod::as_str) {
-        Some("GET") => Carrier::Query,
-        Some("DELETE") if route.body.is_none() => Carrier::Nothing,
+    let carrier = match route.method {
+        Some(RouteMethod::Get) => Carrier::Query,
+        Some(RouteMethod::Delete) if route.body.is_none() => Carrier::Nothing,
         None if config.method == crate::config::Method::Get => Carrier::Query,
         _ => Carrier::Body,
     };
@@ -157,7 +150,7 @@ fn definition(
                 .map(|h| ("request.headers".to_string(), h))
         });
     Ok(Definition {
-        method,
+        method: route.method.map(RouteMethod::http),
         carrier,
         body: body
             .map(|(name, source)| BodyTemplate::compile(&name, &source, content_type))

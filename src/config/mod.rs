@@ -478,13 +478,13 @@ pub enum RouteMethod {
 }
 
 impl RouteMethod {
-    pub fn as_str(self) -> &'static str {
+    pub fn http(self) -> reqwest::Method {
         match self {
-            RouteMethod::Post => "POST",
-            RouteMethod::Get => "GET",
-            RouteMethod::Put => "PUT",
-            RouteMethod::Patch => "PATCH",
-            RouteMethod::Delete => "DELETE",
+            RouteMethod::Post => reqwest::Method::POST,
+            RouteMethod::Get => reqwest::Method::GET,
+            RouteMethod::Put => reqwest::Method::PUT,
+            RouteMethod::Patch => reqwest::Method::PATCH,
+            RouteMethod::Delete => reqwest::Method::DELETE,
         }
     }
 }
