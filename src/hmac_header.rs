@@ -4,8 +4,6 @@
 //! verify the raw request body they read off the wire, so the signature covers exactly the bytes
 //! sent (the gzip-compressed body when compression is on, nothing for a GET).
 
-use std::fmt::Write;
-
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -78,9 +76,7 @@ impl HeaderSigner {
         let digest = mac.finalize().into_bytes();
         let mut out = self.prefix.clone();
         match self.encoding {
-            DigestEncoding::Hex => digest.iter().for_each(|b| {
-                let _ = write!(out, "{b:02x}");
-            }),
+            DigestEncoding::Hex => out.push_str(&hex::encode(digest)),
             DigestEncoding::Base64 => STANDARD.encode_string(digest, &mut out),
         }
         out

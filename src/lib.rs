@@ -30,6 +30,7 @@ pub mod header_template;
 pub mod headers;
 pub mod hmac_header;
 pub mod idempotency;
+pub mod json_value;
 pub mod metrics;
 pub mod oauth;
 pub mod ordering;

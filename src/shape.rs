@@ -63,11 +63,11 @@ impl Payload {
     }
 
     /// The body it sends (empty for GET).
-    pub fn body(&self) -> &[u8] {
+    pub fn body(&self) -> Bytes {
         match self {
-            Payload::Json(body) => body,
-            Payload::Query(_) => &[],
-            Payload::Templated(t) => &t.body,
+            Payload::Json(body) => body.clone(),
+            Payload::Query(_) => Bytes::new(),
+            Payload::Templated(t) => t.body.clone(),
         }
     }
 }
@@ -173,7 +173,7 @@ fn batch_body<'a>(payloads: impl Iterator<Item = &'a Payload>) -> Vec<u8> {
         if i > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(payload.body());
+        body.extend_from_slice(&payload.body());
     }
     body.push(b']');
     body

@@ -13,9 +13,14 @@
 //!   adds the quotes, which would turn that common template into `""O'Brien""`. In a form body
 //!   every value is form-urlencoded; text bodies are not escaped. `| safe` opts out.
 
-use minijinja::value::Value;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior};
 use sha2::Digest;
+
+use crate::json_value::{from_json, from_serde};
 
 use crate::config::ContentType;
 
@@ -268,8 +273,8 @@ pub fn context(record: &str, envelope: Option<&str>, facts: &Facts<'_>) -> Value
         sync_mode => facts.sync_mode,
         idempotency_key => facts.idempotency_key.to_str().unwrap_or_default(),
         primary_key => facts.primary_key.map(from_json),
-        run_id => facts.run_id.cloned().map(to_value),
-        sync_id => facts.sync_id.cloned().map(to_value),
+        run_id => facts.run_id.map(from_serde),
+        sync_id => facts.sync_id.map(from_serde),
     }
 }
 
@@ -289,13 +294,8 @@ impl BatchTemplate {
 
     /// The body of a batch whose records' bodies (JSON text, in input order) are `bodies`;
     /// it must be JSON, as batches are.
-    pub fn render<'a>(
-        &self,
-        bodies: impl Iterator<Item = &'a [u8]>,
-    ) -> Result<String, RenderError> {
-        let records: Vec<Value> = bodies
-            .map(|body| from_json(std::str::from_utf8(body).unwrap_or_default()))
-            .collect();
+    pub fn render(&self, bodies: impl Iterator<Item = Bytes>) -> Result<String, RenderError> {
+        let records = Value::from_object(Records(bodies.collect()));
         let body = self.0.render(&minijinja::context! { records => records })?;
         serde_json::from_str::<serde::de::IgnoredAny>(&body).map_err(|e| RenderError::NotJson {
             template: self.0.name.clone(),
@@ -305,35 +305,38 @@ impl BatchTemplate {
     }
 }
 
-/// JSON text as a template value. Converted by hand rather than through serde: with
-/// `arbitrary_precision` serde_json hands numbers over as maps.
-fn from_json(text: &str) -> Value {
-    let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
-    to_value(value)
-}
+/// A batch's records as its template sees them: a list whose items are parsed only when the
+/// template reads one, and which `tojson` writes as the bodies' own bytes, so the usual
+/// `{"events": {{ records | tojson }}}` costs a copy, not a parse and a serialisation per record.
+#[derive(Debug)]
+struct Records(Vec<Bytes>);
 
-fn to_value(value: serde_json::Value) -> Value {
-    use serde_json::Value as J;
-    match value {
-        J::Null => Value::from(()),
-        J::Bool(b) => Value::from(b),
-        J::Number(n) => number(&n),
-        J::String(s) => Value::from(s),
-        J::Array(items) => Value::from(items.into_iter().map(to_value).collect::<Vec<_>>()),
-        J::Object(fields) => Value::from_iter(fields.into_iter().map(|(k, v)| (k, to_value(v)))),
+impl Records {
+    fn json_array(&self) -> String {
+        let mut out = String::from("[");
+        for (i, body) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(std::str::from_utf8(body).unwrap_or("null"));
+        }
+        out.push(']');
+        out
     }
 }
 
-/// A JSON number as the narrowest template number that holds it exactly.
-fn number(n: &serde_json::Number) -> Value {
-    if let Some(i) = n.as_i64() {
-        Value::from(i)
-    } else if let Some(u) = n.as_u64() {
-        Value::from(u)
-    } else if let Ok(i) = n.as_str().parse::<i128>() {
-        Value::from(i)
-    } else {
-        Value::from(n.as_f64().unwrap_or(f64::NAN))
+impl Object for Records {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let body = self.0.get(key.as_usize()?)?;
+        Some(from_json(std::str::from_utf8(body).unwrap_or_default()))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.0.len())
     }
 }
 
@@ -343,7 +346,7 @@ fn format_value(out: &mut Output, state: &State, value: &Value) -> Result<(), Er
         _ if value.is_safe() => value.to_string(),
         AutoEscape::Custom("json") => match value.as_str() {
             Some(s) => {
-                let quoted = json_text(&Value::from(s))?;
+                let quoted = crate::envelope::json_name(s);
                 quoted[1..quoted.len() - 1].to_string()
             }
             None => json_text(value)?,
@@ -365,6 +368,9 @@ fn json_text(value: &Value) -> Result<String, Error> {
 /// is the default body). Unlike minijinja's own, it does not escape `<`, `>`, `&` and `'`,
 /// which a JSON receiver never needs and which would change those bytes.
 fn tojson(value: &Value) -> Result<Value, Error> {
+    if let Some(records) = value.downcast_object_ref::<Records>() {
+        return Ok(Value::from_safe_string(records.json_array()));
+    }
     json_text(value).map(Value::from_safe_string)
 }
 
@@ -376,10 +382,7 @@ fn b64encode(value: &str) -> String {
 
 /// `sha256`: lowercase hex SHA-256 of the text's UTF-8 bytes (hashed e-mails for ad APIs).
 fn sha256(value: &str) -> String {
-    sha2::Sha256::digest(value.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(sha2::Sha256::digest(value.as_bytes()))
 }
 
 fn compile_error(template: &Name, source: &str, error: &Error) -> CompileError {
@@ -549,6 +552,24 @@ mod tests {
         );
         let batch = BatchTemplate::compile("{{ record }}").err().unwrap();
         assert!(batch.problem.contains("can read records"), "{batch}");
+    }
+
+    #[test]
+    fn a_batch_template_loops_over_its_records_or_writes_them_as_sent() {
+        let bodies = || [Bytes::from(r#"{"a": 1}"#), Bytes::from(r#"{"a":"x\"y"}"#)].into_iter();
+        let looped = BatchTemplate::compile(
+            r#"[{% for r in records %}{{ r.a | tojson }}{% if not loop.last %},{% endif %}{% endfor %}]"#,
+        )
+        .unwrap();
+        assert_eq!(looped.render(bodies()).unwrap(), r#"[1,"x\"y"]"#);
+        let indexed = BatchTemplate::compile(
+            r#"{"first": {{ records[0] | tojson }}, "all": {{ records | tojson }}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            indexed.render(bodies()).unwrap(),
+            r#"{"first": {"a":1}, "all": [{"a": 1},{"a":"x\"y"}]}"#
+        );
     }
 
     #[test]
