@@ -89,6 +89,26 @@ pub struct AirbyteStream {
     pub namespace: Option<String>,
     pub sync_mode: String,
     pub primary_key: Vec<Vec<String>>,
+    /// The destination object (Airbyte data activation) the stream's records go to.
+    pub destination_object_name: Option<String>,
+    pub refresh: Refresh,
+}
+
+/// What Airbyte says of a stream's refreshes (protocol v0.16+; absent from older platforms).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Refresh {
+    /// Grows with each refresh of the stream; shared by the syncs in between.
+    pub generation_id: Option<i64>,
+    /// Equal to `generation_id` (and > 0) when older generations are to be removed.
+    pub minimum_generation_id: Option<i64>,
+    pub sync_id: Option<i64>,
+}
+
+impl Refresh {
+    /// A refresh that truncates: data of older generations is to go.
+    pub fn truncates(&self) -> bool {
+        matches!((self.generation_id, self.minimum_generation_id), (Some(g), Some(m)) if g > 0 && m == g)
+    }
 }
 
 #[derive(Deserialize)]
@@ -102,6 +122,15 @@ struct ConfiguredStream {
     destination_sync_mode: String,
     #[serde(default)]
     primary_key: Option<Vec<Vec<String>>>,
+    #[serde(default)]
+    destination_object_name: Option<String>,
+    // Not a flattened `Refresh`: with `arbitrary_precision`, serde's flatten cannot read numbers.
+    #[serde(default)]
+    generation_id: Option<i64>,
+    #[serde(default)]
+    minimum_generation_id: Option<i64>,
+    #[serde(default)]
+    sync_id: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +161,12 @@ pub fn parse_airbyte(catalog: &Value) -> Result<Vec<AirbyteStream>, CatalogError
             name: s.stream.name,
             namespace: s.stream.namespace,
             sync_mode: s.destination_sync_mode,
+            destination_object_name: s.destination_object_name,
+            refresh: Refresh {
+                generation_id: s.generation_id,
+                minimum_generation_id: s.minimum_generation_id,
+                sync_id: s.sync_id,
+            },
         })
         .collect())
 }

@@ -32,7 +32,7 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Print the Valmi sink catalog
+    /// Print the Valmi sink catalog (Airbyte's DESTINATION_CATALOG under Airbyte's platform)
     Discover {
         #[arg(long)]
         config: PathBuf,
@@ -65,7 +65,11 @@ pub fn main() -> ExitCode {
             &serde_json::json!({"type": "SPEC", "spec": spec::spec()}),
         ),
         Command::Discover { config } => match files::read_json(&config, "config") {
-            Ok(_) => answer(&mut out, &discover::catalog()),
+            Ok(_) if !discover::for_airbyte() => answer(&mut out, &discover::catalog()),
+            Ok(raw) => match loaded(&raw) {
+                Ok(config) => answer(&mut out, &discover::destination_catalog(&config)),
+                Err(fatal) => finish(&mut out, Some(fatal), 1),
+            },
             Err(e) => finish(&mut out, Some(Fatal::config(e)), 1),
         },
         Command::Check { config } => {
@@ -96,6 +100,15 @@ pub fn main() -> ExitCode {
             Ok(Ending::Stopped { fatal, exit_code }) => finish(&mut out, Some(fatal), exit_code),
         },
     }
+}
+
+/// The config of `discover` under Airbyte, checked as `write` checks it (templates included),
+/// since the catalog is made from it.
+fn loaded(raw: &serde_json::Value) -> Result<crate::config::Config, Fatal> {
+    crate::redact::register(crate::redact::secrets_in_raw_config(raw));
+    let config = validate::load_config(raw).map_err(Fatal::config)?;
+    crate::redact::register(config.secrets());
+    Ok(config)
 }
 
 /// clap's error as one line: what is wrong and, for missing pieces, which ones.

@@ -33,6 +33,7 @@ pub mod idempotency;
 pub mod json_value;
 pub mod metrics;
 pub mod oauth;
+pub mod objects;
 pub mod ordering;
 pub mod outbox;
 pub mod output;

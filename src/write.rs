@@ -79,6 +79,7 @@ fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
         }
         None => {
             let streams = catalog::parse_airbyte(&catalog).map_err(Fatal::config)?;
+            crate::objects::check_streams(&config, &streams).map_err(Fatal::config)?;
             (
                 Dialect::Airbyte(Airbyte::new(encoder, streams)),
                 Checkpointer::Airbyte(AirbyteCheckpoints::default()),

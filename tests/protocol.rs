@@ -1,6 +1,7 @@
 //! Every message the connector prints in the Airbyte dialect is an AirbyteMessage of the
 //! protocol (`airbyte/airbyte_protocol_v0.yaml`, v0.18), checked with a JSON Schema validator
-//! against the YAML itself: `spec`, `check` (both answers) and `write`
+//! against the YAML itself: `spec`, `check` (both answers), `discover` under Airbyte's platform
+//! and `write`
 //! (LOG, STATE, TRACE) on a run that delivers, rejects and fails. Airbyte's platform drops or
 //! fails on a message that does not validate, so a field of the wrong type here is a lost STATE
 //! there.
@@ -70,6 +71,22 @@ fn spec_and_check_answers_are_protocol_messages() {
     for config in [&good, &bad] {
         let answer = assert_valid(&validator, &run_check(config));
         assert_eq!(answer, ["CONNECTION_STATUS"]);
+    }
+}
+
+#[test]
+fn discover_under_airbyte_is_one_destination_catalog() {
+    let validator = airbyte_message_validator();
+    let dir = Workdir::new();
+    let templated = json!({"request": {"body": "{\"email\": \"{{ record.email }}\"}"}});
+    for extra in [json!({}), templated] {
+        let path = dir.write_json("config.json", &config("http://127.0.0.1:9/hook", extra));
+        let discover = run_env(
+            &["discover", "--config", path_str(&path)],
+            b"",
+            &[("WORKER_JOB_ID", Some("1"))],
+        );
+        assert_eq!(assert_valid(&validator, &discover), ["DESTINATION_CATALOG"]);
     }
 }
 

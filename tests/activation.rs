@@ -1,0 +1,158 @@
+//! Airbyte data activation: `discover` answering Airbyte's platform with a DESTINATION_CATALOG
+//! while Valmi's engine keeps its CATALOG, and `write` honouring each configured stream's
+//! `destination_object_name` and refresh fields (`generation_id`, `minimum_generation_id`,
+//! `sync_id`) and each record's `meta.changes`.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use webhook_receiver::Reply;
+
+/// Airbyte's launcher sets this in every connector container; Valmi's engine does not.
+const AIRBYTE_ENV: (&str, Option<&str>) = ("WORKER_JOB_ID", Some("42"));
+const NOT_AIRBYTE_ENV: (&str, Option<&str>) = ("WORKER_JOB_ID", None);
+
+fn discover(config: &Value, env: (&str, Option<&str>)) -> Run {
+    let dir = Workdir::new();
+    let path = dir.write_json("config.json", config);
+    run_env(&["discover", "--config", path_str(&path)], b"", &[env])
+}
+
+#[test]
+fn valmi_gets_one_document_it_can_parse_whole() {
+    let run = discover(
+        &json!({"url": "http://127.0.0.1:9/hook", "method": "POST"}),
+        NOT_AIRBYTE_ENV,
+    );
+    assert_eq!(run.code, Some(0));
+    // Valmi's engine joins the non-LOG lines and its backend parses them as one document.
+    let joined: String = run
+        .stdout
+        .lines()
+        .filter(|l| serde_json::from_str::<Value>(l).unwrap()["type"] != "LOG")
+        .collect();
+    let document: Value = serde_json::from_str(&joined).expect("one JSON document");
+    assert_eq!(document["type"], "CATALOG");
+    assert_eq!(document["catalog"]["sinks"][0]["name"], "Webhook");
+    let valmi_config = read_fixture("valmi/observed/config_post.json");
+    let run = discover(
+        &serde_json::from_str(&valmi_config).unwrap(),
+        NOT_AIRBYTE_ENV,
+    );
+    assert_eq!(run.messages.len(), 1, "{}", run.stdout);
+    assert_eq!(run.messages[0]["type"], "CATALOG");
+}
+
+fn operations(run: &Run) -> Vec<Value> {
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(run.messages.len(), 1, "{}", run.stdout);
+    run.messages[0]["destination_catalog"]["operations"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn airbyte_gets_the_default_object_in_every_mode_the_spec_advertises() {
+    let run = discover(&config("http://127.0.0.1:9/hook", json!({})), AIRBYTE_ENV);
+    let ops = operations(&run);
+    let modes: Vec<&str> = ops
+        .iter()
+        .map(|o| o["sync_mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["append", "append_dedup", "overwrite"]);
+    for op in &ops {
+        assert_eq!(op["object_name"], "default");
+        assert_eq!(op["json_schema"]["additionalProperties"], true, "{op}");
+    }
+}
+
+#[test]
+fn an_object_with_a_body_template_takes_the_fields_its_templates_read() {
+    let request = json!({
+        "body": "{\"email\": \"{{ record.email | lower }}\", \"plan\": {{ record.plan.name }}, \"s\": \"{{ stream }}\"}",
+        "path": "/contacts/{{ record.id }}",
+    });
+    let run = discover(
+        &config("http://127.0.0.1:9/hook", json!({"request": request})),
+        AIRBYTE_ENV,
+    );
+    let schema = &operations(&run)[0]["json_schema"];
+    let fields: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+    assert_eq!(fields, ["email", "id", "plan"]);
+    assert_eq!(schema["properties"]["email"], json!({"type": "string"}));
+    assert_eq!(schema["additionalProperties"], false);
+}
+
+#[test]
+fn discover_under_airbyte_refuses_a_config_that_write_would_refuse() {
+    let broken = config(
+        "http://127.0.0.1:9/hook",
+        json!({"request": {"body": "{{ record.x "}}),
+    );
+    let run = discover(&broken, AIRBYTE_ENV);
+    assert_ne!(run.code, Some(0));
+    let trace = &run.traces()[0]["trace"]["error"];
+    assert_eq!(trace["failure_type"], "config_error");
+    assert!(
+        trace["message"].as_str().unwrap().contains("request.body"),
+        "{trace}"
+    );
+}
+
+fn users_catalog(stream: Value) -> Value {
+    let mut configured = json!({
+        "stream": {"name": "users", "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+        "sync_mode": "full_refresh",
+        "destination_sync_mode": "append",
+    });
+    for (k, v) in stream.as_object().unwrap() {
+        configured[k.as_str()] = v.clone();
+    }
+    json!({"streams": [configured]})
+}
+
+fn user_record(id: u64) -> String {
+    format!(
+        "{}\n",
+        json!({"type": "RECORD", "record": {"stream": "users", "emitted_at": 1, "data": {"id": id}}})
+    )
+}
+
+#[test]
+fn a_stream_mapped_to_an_unknown_object_fails_before_anything_is_sent() {
+    let receiver = receiver_answering(Reply::default());
+    let catalog = users_catalog(json!({"destination_object_name": "contacts"}));
+    let run = write_airbyte(
+        &config(&receiver.url("/hook"), json!({})),
+        &catalog,
+        user_record(1).as_bytes(),
+    );
+    assert_ne!(run.code, Some(0));
+    let error = &run.traces()[0]["trace"]["error"];
+    assert_eq!(error["failure_type"], "config_error");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("'contacts'") && message.contains("'users'"),
+        "{message}"
+    );
+    assert!(
+        message.contains("'default'"),
+        "lists the objects: {message}"
+    );
+    assert_eq!(receiver.request_count(), 0);
+}
+
+#[test]
+fn a_stream_mapped_to_the_default_object_goes_to_the_top_level_request() {
+    let receiver = receiver_answering(Reply::default());
+    let catalog = users_catalog(json!({"destination_object_name": "default"}));
+    let run = write_airbyte(
+        &config(&receiver.url("/hook"), json!({})),
+        &catalog,
+        user_record(1).as_bytes(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(receiver.request_count(), 1);
+}
