@@ -91,9 +91,19 @@ pub fn valmi(scope: &RunScope, row: ValmiRow<'_>) -> Key {
 
 /// Airbyte: the stream, the primary-key value when there is one, and the record itself.
 /// `occurrence` (1 for the first) tells identical records apart: see
-/// [`crate::dialect::airbyte`] for how it is counted.
-pub fn airbyte(stream: &str, primary_key: Option<&str>, data: &[u8], occurrence: u64) -> Key {
+/// [`crate::dialect::airbyte`] for how it is counted. A refresh's `generation` (> 0) is part of
+/// the key, so a receiver that de-duplicates takes a refresh's re-delivery instead of dropping
+/// it; generation 0 (and none, from platforms without refreshes) keeps the keys sent before
+/// refreshes existed, so upgrading the connector re-delivers nothing.
+pub fn airbyte(
+    stream: &str,
+    primary_key: Option<&str>,
+    data: &[u8],
+    occurrence: u64,
+    generation: Option<i64>,
+) -> Key {
     let occurrence = occurrence.to_le_bytes();
+    let generation = generation.filter(|g| *g != 0).map(i64::to_le_bytes);
     let mut parts: Vec<&[u8]> = vec![
         b"airbyte",
         stream.as_bytes(),
@@ -103,6 +113,9 @@ pub fn airbyte(stream: &str, primary_key: Option<&str>, data: &[u8], occurrence:
     // The first occurrence keeps the key of a record that has no twin.
     if occurrence != 1u64.to_le_bytes() {
         parts.push(&occurrence);
+    }
+    if let Some(generation) = &generation {
+        parts.extend([&b"generation"[..], generation]);
     }
     key_from(&parts)
 }
@@ -142,12 +155,12 @@ mod tests {
             valmi(&RunScope::Unknown, row(7, b"b"))
         );
         assert_eq!(
-            airbyte("s", Some("1"), b"{}", 1),
-            airbyte("s", Some("1"), b"{}", 1)
+            airbyte("s", Some("1"), b"{}", 1, None),
+            airbyte("s", Some("1"), b"{}", 1, None)
         );
         assert_ne!(
-            airbyte("s", Some("1"), b"{}", 1),
-            airbyte("t", Some("1"), b"{}", 1)
+            airbyte("s", Some("1"), b"{}", 1, None),
+            airbyte("t", Some("1"), b"{}", 1, None)
         );
         let k = valmi(&run("r"), row(1, b""));
         assert!(
@@ -180,7 +193,7 @@ mod tests {
             key_from(&[b"valmi-content", &7u64.to_le_bytes(), b"x"])
         );
         assert_eq!(
-            airbyte("s", None, b"{}", 1),
+            airbyte("s", None, b"{}", 1, None),
             key_from(&[b"airbyte", b"s", b"", b"{}"])
         );
     }
@@ -217,7 +230,24 @@ mod tests {
             valmi(&sync, at(3, b"a", None)),
             valmi(&RunScope::Run("s".into()), at(3, b"a", None))
         );
-        assert_ne!(airbyte("s", None, b"{}", 1), airbyte("s", None, b"{}", 2));
-        assert_ne!(airbyte("s", None, b"{}", 2), airbyte("s", None, b"{}", 3));
+        assert_ne!(
+            airbyte("s", None, b"{}", 1, None),
+            airbyte("s", None, b"{}", 2, None)
+        );
+        assert_ne!(
+            airbyte("s", None, b"{}", 2, None),
+            airbyte("s", None, b"{}", 3, None)
+        );
+    }
+
+    /// A new generation re-delivers under new keys; generation 0 is what the connector always
+    /// sent, so a platform that starts sending generations changes no key.
+    #[test]
+    fn a_refresh_generation_changes_the_keys_and_generation_zero_does_not() {
+        let key = |generation| airbyte("s", Some("1"), b"{}", 1, generation);
+        assert_eq!(key(Some(0)), key(None));
+        assert_ne!(key(Some(1)), key(None));
+        assert_ne!(key(Some(1)), key(Some(2)));
+        assert_eq!(key(Some(2)), key(Some(2)));
     }
 }

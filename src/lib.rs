@@ -44,6 +44,7 @@ pub mod protocol;
 pub mod proxy;
 pub mod reader;
 pub mod redact;
+pub mod refresh;
 pub mod rejection;
 pub mod resume;
 pub mod routes;

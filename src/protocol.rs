@@ -35,6 +35,15 @@ struct RecordIn<'a, D> {
     #[serde(default, borrow)]
     namespace: Option<Cow<'a, str>>,
     data: D,
+    #[serde(default, borrow)]
+    meta: Option<Meta<'a>>,
+}
+
+/// A record's `meta` (Airbyte v0.16+): only its `changes`, kept as JSON text for templates.
+#[derive(Deserialize)]
+struct Meta<'a> {
+    #[serde(default, borrow)]
+    changes: Option<&'a RawValue>,
 }
 
 /// An input record: `data` as the raw JSON text it was sent as, and its top-level fields when
@@ -44,6 +53,8 @@ pub struct InputRecord<'a> {
     pub namespace: Option<Cow<'a, str>>,
     pub data: RawJson<'a>,
     pub fields: Option<RawObject<'a>>,
+    /// `meta.changes` as JSON text: what the platform nulled or truncated in `data`.
+    pub changes: Option<&'a str>,
 }
 
 /// JSON text exactly as it appeared in the input; always one complete, valid value.
@@ -99,6 +110,7 @@ pub fn parse_line(line: &[u8]) -> Result<Parsed<'_>, LineError> {
                     stream: record.stream,
                     namespace: record.namespace,
                     data: RawJson(data),
+                    changes: record.meta.and_then(|m| m.changes).map(RawValue::get),
                     fields: Some(record.data),
                 }));
             }
@@ -115,6 +127,7 @@ pub fn parse_line(line: &[u8]) -> Result<Parsed<'_>, LineError> {
                     namespace: r.namespace,
                     data: RawJson(r.data.get()),
                     fields: RawObject::parse(r.data).ok(),
+                    changes: r.meta.and_then(|m| m.changes).map(RawValue::get),
                 })
             })
             .ok_or(LineError::MissingBody("RECORD", "record")),

@@ -99,6 +99,15 @@ pub struct Facts<'a> {
     /// What identifies the run and the sync, as the orchestrator gave them.
     pub run_id: Option<&'a serde_json::Value>,
     pub sync_id: Option<&'a serde_json::Value>,
+    pub activation: Activation<'a>,
+}
+
+/// What Airbyte says of the record beyond its data: its stream's refresh fields and its
+/// `meta.changes` (JSON text). Empty in the Valmi dialect and from older Airbyte platforms.
+#[derive(Clone, Copy, Default)]
+pub struct Activation<'a> {
+    pub refresh: crate::catalog::Refresh,
+    pub changes: Option<&'a str>,
 }
 
 #[cfg(test)]
@@ -117,6 +126,7 @@ impl Facts<'static> {
             primary_key: None,
             run_id: None,
             sync_id: None,
+            activation: Activation::default(),
         }
     }
 }
@@ -275,6 +285,10 @@ pub fn context(record: &str, envelope: Option<&str>, facts: &Facts<'_>) -> Value
         primary_key => facts.primary_key.map(from_json),
         run_id => facts.run_id.map(from_serde),
         sync_id => facts.sync_id.map(from_serde),
+        generation_id => facts.activation.refresh.generation_id,
+        minimum_generation_id => facts.activation.refresh.minimum_generation_id,
+        // A list whatever came, so `{% for change in changes %}` needs no guard.
+        changes => facts.activation.changes.map_or_else(|| Value::from(Vec::<Value>::new()), from_json),
     }
 }
 

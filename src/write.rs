@@ -45,6 +45,8 @@ struct Plan {
     dialect: Dialect,
     checkpointer: Checkpointer,
     description: String,
+    /// INFO lines that follow the description (what a refresh leaves in place).
+    notes: Vec<String>,
 }
 
 fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
@@ -55,6 +57,7 @@ fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
     let catalog = files::read_json(&args.catalog, "catalog").map_err(Fatal::config)?;
     let routes = Routes::compile(&config).map_err(|e| Fatal::config(e.to_string()))?;
     let encoder = Encoder::new(Shape::of(&config), config.url.url().clone(), routes);
+    let mut notes = Vec::new();
     let (dialect, checkpointer, dialect_name) = match &args.destination_catalog {
         Some(path) => {
             let destination =
@@ -80,6 +83,7 @@ fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
         None => {
             let streams = catalog::parse_airbyte(&catalog).map_err(Fatal::config)?;
             crate::objects::check_streams(&config, &streams).map_err(Fatal::config)?;
+            notes = crate::refresh::notes(&streams);
             (
                 Dialect::Airbyte(Airbyte::new(encoder, streams)),
                 Checkpointer::Airbyte(AirbyteCheckpoints::default()),
@@ -102,6 +106,7 @@ fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
         dialect,
         checkpointer,
         description,
+        notes,
     })
 }
 
@@ -111,6 +116,9 @@ pub fn run(args: &WriteArgs, out: &mut Output) -> Result<Ending, crate::output::
         Err(fatal) => return Ok(Ending::failed(fatal)),
     };
     out.emit(&log(Level::Info, &plan.description))?;
+    for note in &plan.notes {
+        out.emit(&log(Level::Info, note))?;
+    }
     let deliverer = match Deliverer::new(&plan.config, args.dry_run) {
         Ok(d) => d,
         Err(message) => return Ok(Ending::failed(Fatal::config(message))),

@@ -156,3 +156,112 @@ fn a_stream_mapped_to_the_default_object_goes_to_the_top_level_request() {
     assert_eq!(run.code, Some(0), "{}", run.stdout);
     assert_eq!(receiver.request_count(), 1);
 }
+
+/// The `Idempotency-Key` of each request a `write` of three users sends under `stream` fields.
+fn keys_under(stream: Value) -> Vec<String> {
+    let receiver = receiver_answering(Reply::default());
+    let mut catalog = users_catalog(stream);
+    catalog["streams"][0]["primary_key"] = json!([["id"]]);
+    let input: String = (1..=3).map(user_record).collect();
+    let run = write_airbyte(
+        &config(&receiver.url("/hook"), json!({})),
+        &catalog,
+        input.as_bytes(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    let mut keys: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap().to_string())
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn a_new_generation_redelivers_under_new_keys_and_the_same_one_keeps_them() {
+    let generation = |g: i64| json!({"generation_id": g, "minimum_generation_id": 0, "sync_id": 7});
+    let before_refreshes = keys_under(json!({}));
+    assert_eq!(
+        keys_under(generation(0)),
+        before_refreshes,
+        "generation 0 is today's keys"
+    );
+    let first = keys_under(generation(1));
+    assert_eq!(first.len(), 3);
+    assert!(
+        first.iter().all(|k| !before_refreshes.contains(k)),
+        "{first:?}"
+    );
+    assert_eq!(keys_under(generation(1)), first, "a re-run of a generation");
+    let second = keys_under(generation(2));
+    assert!(second.iter().all(|k| !first.contains(k)), "{second:?}");
+}
+
+#[test]
+fn templates_see_the_refresh_fields_and_the_record_changes() {
+    let receiver = receiver_answering(Reply::default());
+    let body = "{\"g\": {{ generation_id }}, \"m\": {{ minimum_generation_id }}, \"s\": {{ sync_id }}, \"c\": {{ changes | tojson }}}";
+    let config = config(&receiver.url("/hook"), json!({"request": {"body": body}}));
+    let catalog =
+        users_catalog(json!({"generation_id": 3, "minimum_generation_id": 0, "sync_id": 12}));
+    let change =
+        json!({"field": "bio", "change": "TRUNCATED", "reason": "SOURCE_FIELD_SIZE_LIMITATION"});
+    let changed = json!({"type": "RECORD", "record": {"stream": "users", "emitted_at": 1, "data": {"id": 1}, "meta": {"changes": [change]}}});
+    let input = format!("{changed}\n{}", user_record(2));
+    let run = write_airbyte(&config, &catalog, input.as_bytes());
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    let bodies: Vec<Value> = receiver
+        .requests()
+        .iter()
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert!(
+        bodies.contains(&json!({"g": 3, "m": 0, "s": 12, "c": [change]})),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies.contains(&json!({"g": 3, "m": 0, "s": 12, "c": []})),
+        "{bodies:?}"
+    );
+}
+
+#[test]
+fn without_refresh_fields_templates_see_none() {
+    let receiver = receiver_answering(Reply::default());
+    let body = "{\"g\": {{ generation_id | tojson }}, \"c\": {{ changes | tojson }}}";
+    let config = config(&receiver.url("/hook"), json!({"request": {"body": body}}));
+    let run = write_airbyte(
+        &config,
+        &users_catalog(json!({})),
+        user_record(1).as_bytes(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(receiver.requests()[0].body, r#"{"g": null, "c": []}"#);
+}
+
+#[test]
+fn a_truncating_refresh_says_that_older_data_is_left_in_place() {
+    let receiver = receiver_answering(Reply::default());
+    let refresh =
+        |min: i64| json!({"generation_id": 4, "minimum_generation_id": min, "sync_id": 9});
+    let notes = |min: i64| {
+        let run = write_airbyte(
+            &config(&receiver.url("/hook"), json!({})),
+            &users_catalog(refresh(min)),
+            user_record(1).as_bytes(),
+        );
+        assert_eq!(run.code, Some(0), "{}", run.stdout);
+        run.logs("INFO")
+            .into_iter()
+            .filter(|l| l.contains("left in place"))
+            .collect::<Vec<_>>()
+    };
+    let truncating = notes(4);
+    assert_eq!(truncating.len(), 1, "{truncating:?}");
+    assert!(truncating[0].contains("'users'") && truncating[0].contains("generation 4"));
+    assert!(
+        notes(0).is_empty(),
+        "a merging refresh leaves nothing to say"
+    );
+}

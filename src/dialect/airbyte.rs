@@ -9,20 +9,23 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{hash_key, Event, RecordLabel, RecordMeta, Request, Scope};
-use crate::catalog::{mode_needs_order, AirbyteStream};
+use crate::catalog::{mode_needs_order, AirbyteStream, Refresh};
 use crate::encoder::Encoder;
 use crate::envelope::Envelope;
 use crate::flatten;
 use crate::idempotency;
 use crate::protocol::{InputRecord, RawObject};
 use crate::rejection::Rejection;
-use crate::template::Facts;
+use crate::template::{Activation, Facts};
 
 struct Stream {
     label: Arc<str>,
     sync_mode: String,
     primary_key: Vec<Vec<String>>,
     serialize_all: bool,
+    refresh: Refresh,
+    /// Airbyte's `sync_id` as templates see it (Valmi's is a string, so a JSON value).
+    sync_id: Option<Value>,
 }
 
 pub struct Airbyte {
@@ -110,6 +113,8 @@ impl Airbyte {
                 serialize_all: s.primary_key.is_empty() && mode_needs_order(&s.sync_mode),
                 sync_mode: s.sync_mode,
                 primary_key: s.primary_key,
+                refresh: s.refresh,
+                sync_id: s.refresh.sync_id.map(Value::from),
             });
         }
         this
@@ -284,7 +289,11 @@ fn request(
         idempotency_key: &idempotency_key,
         primary_key: primary_key_value.as_deref(),
         run_id: None,
-        sync_id: None,
+        sync_id: stream.sync_id.as_ref(),
+        activation: Activation {
+            refresh: stream.refresh,
+            changes: record.changes,
+        },
     };
     let envelope = Envelope {
         message_id: label.message_id,
@@ -327,6 +336,7 @@ fn keys(
         primary_key.as_deref(),
         record.data.get().as_bytes(),
         occurrence,
+        stream.refresh.generation_id,
     );
     (order_key, key)
 }

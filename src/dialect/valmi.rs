@@ -226,6 +226,7 @@ impl Valmi {
                 .map(|v| v.get()),
             run_id: self.run_id.as_ref(),
             sync_id: self.sync_id.as_ref(),
+            activation: Default::default(),
         };
         let payload = match body(
             &mut self.encoder,
