@@ -45,6 +45,9 @@ pub const RECORD_CONTEXT: &[&str] = &[
     "primary_key",
     "run_id",
     "sync_id",
+    "generation_id",
+    "minimum_generation_id",
+    "changes",
 ];
 
 /// What a batch body template can read.
