@@ -91,6 +91,8 @@ pub struct AirbyteStream {
     pub primary_key: Vec<Vec<String>>,
     /// The destination object (Airbyte data activation) the stream's records go to.
     pub destination_object_name: Option<String>,
+    /// Its index among the config's objects (0: the top-level request), once resolved.
+    pub object: usize,
     pub refresh: Refresh,
 }
 
@@ -162,6 +164,7 @@ pub fn parse_airbyte(catalog: &Value) -> Result<Vec<AirbyteStream>, CatalogError
             namespace: s.stream.namespace,
             sync_mode: s.destination_sync_mode,
             destination_object_name: s.destination_object_name,
+            object: 0,
             refresh: Refresh {
                 generation_id: s.generation_id,
                 minimum_generation_id: s.minimum_generation_id,

@@ -65,7 +65,7 @@ pub fn main() -> ExitCode {
             &serde_json::json!({"type": "SPEC", "spec": spec::spec()}),
         ),
         Command::Discover { config } => match files::read_json(&config, "config") {
-            Ok(_) if !discover::for_airbyte() => answer(&mut out, &discover::catalog()),
+            Ok(raw) if !discover::for_airbyte(&raw) => answer(&mut out, &discover::catalog()),
             Ok(raw) => match loaded(&raw) {
                 Ok(config) => answer(&mut out, &discover::destination_catalog(&config)),
                 Err(fatal) => finish(&mut out, Some(fatal), 1),

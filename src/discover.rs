@@ -4,7 +4,8 @@
 //! Airbyte's platform reads a destination's DESTINATION_CATALOG and holds every message to the
 //! protocol, which Valmi's CATALOG (no `streams`) fails. So the answer is Airbyte's when the
 //! run is under Airbyte's platform, whose launcher sets [`AIRBYTE_LAUNCHER_ENV`] in every
-//! connector container (Valmi's engine sets nothing), and Valmi's otherwise, as it always was.
+//! connector container (Valmi's engine sets nothing), or when the config has `objects` (only
+//! Airbyte's data activation has a use for them), and Valmi's otherwise, as it always was.
 
 use serde_json::{json, Map, Value};
 
@@ -15,8 +16,11 @@ use crate::objects;
 pub const AIRBYTE_LAUNCHER_ENV: &str = "WORKER_JOB_ID";
 
 /// Whether `discover` answers Airbyte's platform rather than Valmi's engine.
-pub fn for_airbyte() -> bool {
-    std::env::var_os(AIRBYTE_LAUNCHER_ENV).is_some()
+pub fn for_airbyte(raw_config: &Value) -> bool {
+    let has_objects = raw_config["objects"]
+        .as_array()
+        .is_some_and(|o| !o.is_empty());
+    has_objects || std::env::var_os(AIRBYTE_LAUNCHER_ENV).is_some()
 }
 
 /// Airbyte's DESTINATION_CATALOG: one operation per object and sync mode it supports.

@@ -30,7 +30,10 @@ pub struct Encoder {
     shape: Shape,
     /// The endpoint a GET's query is appended to.
     url: Url,
-    routes: Routes,
+    /// The request definitions of each destination object, the top-level request's first;
+    /// `object` is the one the records being encoded go to.
+    objects: Vec<Routes>,
+    object: usize,
     arena: BytesMut,
 }
 
@@ -45,9 +48,25 @@ impl Encoder {
         Encoder {
             shape,
             url,
-            routes,
+            objects: vec![routes],
+            object: 0,
             arena: BytesMut::with_capacity(ARENA_BLOCK),
         }
+    }
+
+    /// The named destination objects' definitions, after the top-level request's.
+    pub fn with_objects(mut self, objects: impl IntoIterator<Item = Routes>) -> Self {
+        self.objects.extend(objects);
+        self
+    }
+
+    /// Encodes the next records for destination object `object` (an index into the objects).
+    pub fn select(&mut self, object: usize) {
+        self.object = object;
+    }
+
+    fn routes(&self) -> &Routes {
+        &self.objects[self.object]
     }
 
     /// A copy of `text` that lives as long as the record needs it.
@@ -65,17 +84,17 @@ impl Encoder {
 
     /// Whether the records of operation `op` are acknowledged without being sent.
     pub fn skips(&self, op: &str) -> bool {
-        self.routes.definition(op).is_none()
+        self.routes().definition(op).is_none()
     }
 
     /// Whether records are routed by their operation.
     pub fn routes_by_operation(&self) -> bool {
-        self.routes.by_operation()
+        self.routes().by_operation()
     }
 
     /// Whether a record's templates need its facts beyond the envelope's (its key's value).
     pub fn templated(&self) -> bool {
-        !self.routes.is_plain()
+        !self.routes().is_plain()
     }
 
     /// Makes room for `needed` bytes. A block too small is replaced, never grown: growing a
@@ -102,7 +121,7 @@ impl Encoder {
         flatten_payload: impl FnOnce(&mut Vec<(String, String)>) -> Result<(), FlattenError>,
     ) -> Result<Payload, Rejection> {
         let definition = self
-            .routes
+            .routes()
             .definition(facts.op)
             .expect("skips are handled before");
         if !definition.is_plain() {

@@ -120,6 +120,13 @@ pub fn airbyte(
     key_from(&parts)
 }
 
+/// A truncating refresh's `on_refresh` request: one per stream and generation, so a retried
+/// sync's repeat of it is recognised and the next refresh's is not.
+pub fn refresh(stream: &str, generation: Option<i64>) -> Key {
+    let generation = generation.unwrap_or_default().to_le_bytes();
+    key_from(&[b"refresh", stream.as_bytes(), &generation])
+}
+
 /// A batch is identified by its records, in order.
 pub fn batch<'a>(member_keys: impl Iterator<Item = &'a [u8]>) -> Key {
     let parts: Vec<&[u8]> = std::iter::once(&b"batch"[..]).chain(member_keys).collect();

@@ -67,6 +67,7 @@ pub fn load_config(raw: &Value) -> Result<Config, ConfigError> {
     );
     problems.extend(request_problems(&config));
     problems.extend(crate::routes::problems(&config));
+    problems.extend(crate::objects::problems(&config));
     problems.extend(
         crate::tls::client_config(config.tls.as_ref())
             .err()

@@ -14,6 +14,7 @@ use crate::dialect::{airbyte::Airbyte, valmi::Valmi, Dialect};
 use crate::encoder::Encoder;
 use crate::output::Output;
 use crate::protocol::{log, FailureType, Fatal, Level};
+use crate::refresh::Cleanup;
 use crate::routes::Routes;
 use crate::shape::Shape;
 use crate::signals::Signals;
@@ -47,6 +48,8 @@ struct Plan {
     description: String,
     /// INFO lines that follow the description (what a refresh leaves in place).
     notes: Vec<String>,
+    /// Requests of truncating refreshes, sent before any record.
+    cleanups: Vec<Cleanup>,
 }
 
 fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
@@ -55,9 +58,8 @@ fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
     let config = validate::load_config(&raw).map_err(Fatal::config)?;
     crate::redact::register(config.secrets());
     let catalog = files::read_json(&args.catalog, "catalog").map_err(Fatal::config)?;
-    let routes = Routes::compile(&config).map_err(|e| Fatal::config(e.to_string()))?;
-    let encoder = Encoder::new(Shape::of(&config), config.url.url().clone(), routes);
-    let mut notes = Vec::new();
+    let encoder = encoder(&config).map_err(|e| Fatal::config(e.to_string()))?;
+    let (mut cleanups, mut notes) = (Vec::new(), Vec::new());
     let (dialect, checkpointer, dialect_name) = match &args.destination_catalog {
         Some(path) => {
             let destination =
@@ -81,11 +83,10 @@ fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
             )
         }
         None => {
-            let streams = catalog::parse_airbyte(&catalog).map_err(Fatal::config)?;
-            crate::objects::check_streams(&config, &streams).map_err(Fatal::config)?;
-            notes = crate::refresh::notes(&streams);
+            let dialect;
+            (dialect, cleanups, notes) = airbyte(&config, &catalog, encoder)?;
             (
-                Dialect::Airbyte(Airbyte::new(encoder, streams)),
+                dialect,
                 Checkpointer::Airbyte(AirbyteCheckpoints::default()),
                 "Airbyte",
             )
@@ -107,7 +108,32 @@ fn plan(args: &WriteArgs) -> Result<Plan, Fatal> {
         checkpointer,
         description,
         notes,
+        cleanups,
     })
+}
+
+/// Every destination object's request definitions, the top-level request's first.
+fn encoder(config: &Config) -> Result<Encoder, crate::template::CompileError> {
+    let routes = Routes::compile(config)?;
+    let encoder = Encoder::new(Shape::of(config), config.url.url().clone(), routes);
+    Ok(encoder.with_objects(crate::objects::routes(config)?))
+}
+
+/// The Airbyte dialect with each stream pointed at its destination object, and what the
+/// streams' truncating refreshes need: requests to send first, or a note each.
+fn airbyte(
+    config: &Config,
+    catalog: &serde_json::Value,
+    encoder: Encoder,
+) -> Result<(Dialect, Vec<Cleanup>, Vec<String>), Fatal> {
+    let mut streams = catalog::parse_airbyte(catalog).map_err(Fatal::config)?;
+    crate::objects::resolve(config, &mut streams).map_err(Fatal::config)?;
+    let (cleanups, notes) = crate::refresh::plan(config, &streams).map_err(Fatal::config)?;
+    Ok((
+        Dialect::Airbyte(Airbyte::new(encoder, streams)),
+        cleanups,
+        notes,
+    ))
 }
 
 pub fn run(args: &WriteArgs, out: &mut Output) -> Result<Ending, crate::output::Closed> {
@@ -146,16 +172,8 @@ pub fn run(args: &WriteArgs, out: &mut Output) -> Result<Ending, crate::output::
         .build()
         .expect("start the runtime");
     runtime.block_on(async {
-        if let Err(e) = sink.deliverer.authorize().await {
-            let kind = match e.is_config() {
-                true => FailureType::ConfigError,
-                false => FailureType::TransientError,
-            };
-            return Ok(Ending::failed(Fatal::new(
-                kind,
-                e.to_string(),
-                String::new(),
-            )));
+        if let Err(fatal) = prepare(&sink.deliverer, plan.cleanups, &signals, out).await? {
+            return Ok(Ending::failed(fatal));
         }
         // One chunk waiting, one being filled: a chunk of small records is far more than the
         // loop needs between two hand-overs, and with records of many megabytes (one per
@@ -164,4 +182,29 @@ pub fn run(args: &WriteArgs, out: &mut Output) -> Result<Ending, crate::output::
         reader::spawn(std::io::stdin(), plan.dialect, tx);
         sink.run(rx, &signals, out).await
     })
+}
+
+/// What must succeed before the first record: the OAuth2 token (settings the token endpoint
+/// refuses stop the sync before anything is sent), then the truncating refreshes' requests.
+async fn prepare(
+    deliverer: &Deliverer,
+    cleanups: Vec<Cleanup>,
+    signals: &Signals,
+    out: &mut Output,
+) -> Result<Result<(), Fatal>, crate::output::Closed> {
+    if let Err(e) = deliverer.authorize().await {
+        let kind = match e.is_config() {
+            true => FailureType::ConfigError,
+            false => FailureType::TransientError,
+        };
+        return Ok(Err(Fatal::new(kind, e.to_string(), String::new())));
+    }
+    for cleanup in cleanups {
+        let note = format!("stream '{}' is a truncating refresh: sending its destination object's on_refresh request before any record", cleanup.stream);
+        out.emit(&log(Level::Info, &note))?;
+        if let Err(fatal) = crate::refresh::send(cleanup, deliverer, signals).await {
+            return Ok(Err(fatal));
+        }
+    }
+    Ok(Ok(()))
 }

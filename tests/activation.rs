@@ -265,3 +265,292 @@ fn a_truncating_refresh_says_that_older_data_is_left_in_place() {
         "a merging refresh leaves nothing to say"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Named objects: the README's worked example, two streams to two objects of one API.
+
+/// `objects` of the README's example: contacts through a body template, companies through
+/// routes, and a refresh request for contacts.
+fn crm_objects() -> Value {
+    json!([
+        {
+            "name": "contacts",
+            "matching_fields": ["email"],
+            "request": {
+                "path": "/contacts",
+                "body": "{\"email\": \"{{ record.email }}\", \"name\": \"{{ record.name }}\", \"key\": {{ primary_key | tojson }}}"
+            },
+            "on_refresh": {"method": "DELETE", "path": "/lists/{{ stream }}/members"}
+        },
+        {
+            "name": "companies",
+            "json_schema": {"type": "object", "properties": {"id": {"type": "integer"}, "domain": {"type": "string"}}},
+            "matching_fields": ["id"],
+            "routes": {
+                "append": {"method": "POST", "path": "/companies"},
+                "update": {"method": "PATCH", "path": "/companies/{{ record.id }}"}
+            }
+        }
+    ])
+}
+
+fn crm_config(url: &str) -> Value {
+    config(url, json!({"objects": crm_objects()}))
+}
+
+fn configured(name: &str, mode: &str, object: &str, extra: Value) -> Value {
+    let mut stream = json!({
+        "stream": {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+        "sync_mode": "full_refresh",
+        "destination_sync_mode": mode,
+        "destination_object_name": object,
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        stream[k.as_str()] = v.clone();
+    }
+    stream
+}
+
+fn record_of(stream: &str, data: Value) -> String {
+    format!(
+        "{}\n",
+        json!({"type": "RECORD", "record": {"stream": stream, "emitted_at": 1, "data": data}})
+    )
+}
+
+#[test]
+fn two_streams_reach_their_own_objects_and_nothing_crosses() {
+    let receiver = receiver_answering(Reply::default());
+    let catalog = json!({"streams": [
+        configured("users", "append", "contacts", json!({})),
+        configured("orgs", "update", "companies", json!({"primary_key": [["id"]]})),
+    ]});
+    let input = [
+        record_of(
+            "users",
+            json!({"email": "ada@x.io", "name": "Ada", "plan": "pro"}),
+        ),
+        record_of("orgs", json!({"id": 7, "domain": "x.io"})),
+        record_of("users", json!({"email": "bob@x.io", "name": "Bob"})),
+    ]
+    .concat();
+    let run = write_airbyte(
+        &crm_config(&receiver.url("/api")),
+        &catalog,
+        input.as_bytes(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    let mut seen: Vec<(String, String, String)> = receiver
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone(), r.body.clone()))
+        .collect();
+    seen.sort();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen[0].0, "PATCH");
+    assert_eq!(seen[0].1, "/api/companies/7");
+    assert!(
+        seen[0].2.contains("\"domain\":\"x.io\""),
+        "the envelope: {}",
+        seen[0].2
+    );
+    for (i, who) in [(1, "ada"), (2, "bob")] {
+        assert_eq!(
+            (seen[i].0.as_str(), seen[i].1.as_str()),
+            ("POST", "/api/contacts")
+        );
+        let body: Value = serde_json::from_str(&seen[i].2).unwrap();
+        // users has no primary key: contacts' first matching field is its key.
+        assert_eq!(body["key"], format!("{who}@x.io"), "{body}");
+        assert!(body.get("plan").is_none());
+    }
+}
+
+#[test]
+fn discover_offers_every_object_with_its_modes_schema_and_matching_keys() {
+    // No Airbyte environment: a config with objects is Airbyte's data activation anyway.
+    let run = discover(&crm_config("http://127.0.0.1:9/api"), NOT_AIRBYTE_ENV);
+    let ops = operations(&run);
+    let of =
+        |name: &str| -> Vec<&Value> { ops.iter().filter(|o| o["object_name"] == name).collect() };
+    assert_eq!(of("default").len(), 3);
+    let contacts = of("contacts");
+    assert_eq!(
+        contacts.len(),
+        3,
+        "one request serves every mode: {contacts:?}"
+    );
+    assert_eq!(contacts[0]["matching_keys"], json!([["email"]]));
+    let fields: Vec<&String> = contacts[0]["json_schema"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(fields, ["email", "name"]);
+    let companies = of("companies");
+    let modes: Vec<&Value> = companies.iter().map(|o| &o["sync_mode"]).collect();
+    assert_eq!(modes, ["update", "append"]);
+    assert_eq!(
+        companies[0]["json_schema"]["properties"]["id"],
+        json!({"type": "integer"})
+    );
+}
+
+#[test]
+fn an_unknown_object_is_named_with_the_objects_there_are() {
+    let receiver = receiver_answering(Reply::default());
+    let catalog = json!({"streams": [configured("users", "append", "contact", json!({}))]});
+    let run = write_airbyte(
+        &crm_config(&receiver.url("/api")),
+        &catalog,
+        record_of("users", json!({"email": "a"})).as_bytes(),
+    );
+    assert_ne!(run.code, Some(0));
+    let message = run.traces()[0]["trace"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("'contact'") && message.contains("'default', 'contacts', 'companies'"),
+        "{message}"
+    );
+    assert_eq!(receiver.request_count(), 0);
+}
+
+#[test]
+fn bad_objects_are_config_errors_for_check_and_write_before_stdin() {
+    let with = |objects: Value, extra: Value| {
+        let mut c = config("http://127.0.0.1:9/api", extra);
+        c["objects"] = objects;
+        c
+    };
+    let named = |name: &str| json!({"name": name});
+    let cases = [
+        (
+            "no name",
+            with(json!([{"matching_fields": ["id"]}]), json!({})),
+            "name",
+        ),
+        (
+            "twice",
+            with(json!([named("a"), named("a")]), json!({})),
+            "'a' names another object",
+        ),
+        (
+            "reserved",
+            with(json!([named("default")]), json!({})),
+            "top-level request's name",
+        ),
+        (
+            "key not in schema",
+            with(
+                json!([{"name": "a", "matching_fields": ["email"], "json_schema": {"properties": {"id": {}}}}]),
+                json!({}),
+            ),
+            "'email' is neither",
+        ),
+        (
+            "key not read",
+            with(
+                json!([{"name": "a", "matching_fields": ["email"], "request": {"body": "{\"id\": {{ record.id }}}"}}]),
+                json!({}),
+            ),
+            "'email' is neither",
+        ),
+        (
+            "batched",
+            with(json!([named("a")]), json!({"batch_size": 10})),
+            "batch_size is 10",
+        ),
+        (
+            "refresh template",
+            with(
+                json!([{"name": "a", "on_refresh": {"method": "DELETE", "path": "/{{ stream "}}]),
+                json!({}),
+            ),
+            "on_refresh",
+        ),
+    ];
+    for (case, config, expected) in cases {
+        let check = run_check(&config);
+        let status = &check.messages[0]["connectionStatus"];
+        assert_eq!(status["status"], "FAILED", "{case}");
+        assert!(
+            status["message"].as_str().unwrap().contains(expected),
+            "{case}: {status}"
+        );
+        let write = write_airbyte(&config, &users_catalog(json!({})), b"not read\n");
+        let error = &write.traces()[0]["trace"]["error"];
+        assert_eq!(error["failure_type"], "config_error", "{case}");
+        assert!(write.logs("WARN").is_empty(), "{case}: stdin was read");
+    }
+}
+
+fn refreshing(generation: i64) -> Value {
+    json!({"streams": [configured("users", "append", "contacts", json!({
+        "generation_id": generation, "minimum_generation_id": generation, "sync_id": 3,
+    }))]})
+}
+
+#[test]
+fn a_truncating_refresh_sends_the_objects_refresh_request_once_before_any_record() {
+    let receiver = receiver_answering(Reply::default());
+    let input: String = ["ada", "bob"]
+        .map(|n| record_of("users", json!({"email": format!("{n}@x.io"), "name": n})))
+        .concat();
+    let run = write_airbyte(
+        &crm_config(&receiver.url("/api")),
+        &refreshing(2),
+        input.as_bytes(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    let requests = receiver.requests();
+    let calls: Vec<(&str, &str)> = requests
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.as_str()))
+        .collect();
+    assert_eq!(
+        calls[0],
+        ("DELETE", "/api/lists/users/members"),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.iter().filter(|c| c.0 == "DELETE").count(),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(calls.len(), 3);
+    assert!(requests[0].header("idempotency-key").is_some());
+    // Not a truncating refresh: nothing is removed.
+    let quiet = receiver_answering(Reply::default());
+    let mut merging = refreshing(2);
+    merging["streams"][0]["minimum_generation_id"] = json!(0);
+    let run = write_airbyte(&crm_config(&quiet.url("/api")), &merging, input.as_bytes());
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert!(quiet.requests().iter().all(|r| r.method == "POST"));
+}
+
+#[test]
+fn a_refused_refresh_request_fails_the_sync_before_any_record() {
+    let receiver = receiver_with_rule(webhook_receiver::Rule {
+        path_contains: Some("/lists/".into()),
+        ..webhook_receiver::Rule::any(Reply::status(404))
+    });
+    let input = record_of("users", json!({"email": "ada@x.io", "name": "Ada"}));
+    let run = write_airbyte(
+        &crm_config(&receiver.url("/api")),
+        &refreshing(5),
+        input.as_bytes(),
+    );
+    assert_ne!(run.code, Some(0));
+    let message = run.traces()[0]["trace"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("on_refresh") && message.contains("'users'") && message.contains("404"),
+        "{message}"
+    );
+    assert_eq!(receiver.request_count(), 1, "only the refresh request");
+    assert!(run.states().is_empty());
+}

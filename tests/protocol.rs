@@ -79,7 +79,11 @@ fn discover_under_airbyte_is_one_destination_catalog() {
     let validator = airbyte_message_validator();
     let dir = Workdir::new();
     let templated = json!({"request": {"body": "{\"email\": \"{{ record.email }}\"}"}});
-    for extra in [json!({}), templated] {
+    let objects = json!({"objects": [
+        {"name": "contacts", "matching_fields": ["email"], "request": {"body": "{\"e\": \"{{ record.email }}\"}"}},
+        {"name": "companies", "json_schema": {"type": "object"}, "routes": {"update": {"method": "PATCH"}}},
+    ]});
+    for extra in [json!({}), templated, objects] {
         let path = dir.write_json("config.json", &config("http://127.0.0.1:9/hook", extra));
         let discover = run_env(
             &["discover", "--config", path_str(&path)],

@@ -36,6 +36,10 @@ impl fmt::Debug for Config {
                 "routes",
                 &self.routes.iter().map(|(op, _)| op).collect::<Vec<_>>(),
             )
+            .field(
+                "objects",
+                &self.objects.iter().map(|o| &o.name).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }

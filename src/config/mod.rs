@@ -170,11 +170,21 @@ pub struct Config {
     #[schemars(extend("order" = 17))]
     pub routes: OperationRoutes,
 
+    /// Destination objects
+    ///
+    /// Airbyte data activation: the kinds of record this endpoint takes (contacts, companies,
+    /// events), each with its own request and routes, offered in Airbyte's mapping screen by
+    /// discover and chosen per stream by its destination_object_name. The top-level request is
+    /// the object named default. Needs batch_size 1. Unset = the top-level request only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("order" = 18))]
+    pub objects: Vec<DestinationObject>,
+
     /// Run-time arguments
     ///
     /// Injected by Valmi's engine; not set by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("order" = 18))]
+    #[schemars(extend("order" = 19))]
     pub run_time_args: Option<RunTimeArgs>,
 }
 
@@ -465,6 +475,69 @@ pub struct Route {
     /// As request.headers, for this operation. Unset = request.headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<Vec<String>>,
+}
+
+/// A destination object (Airbyte data activation): a name, what it takes, and its requests.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct DestinationObject {
+    /// Name
+    ///
+    /// Shown in Airbyte's mapping screen and matched against a stream's
+    /// destination_object_name, e.g. "contacts". Unique; "default" is the top-level request's.
+    pub name: String,
+    /// Matching fields
+    ///
+    /// Fields that identify a record of this object (Airbyte's matching keys), e.g. "email"
+    /// (dots separate nesting: "address.zip"), each a field of json_schema or one its templates
+    /// read. The first is the ordering and idempotency key of a stream that has no primary_key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matching_fields: Vec<String>,
+    /// JSON schema
+    ///
+    /// The fields this object takes, as a JSON schema object, for Airbyte's mapping screen.
+    /// Unset = the record fields its templates read, as strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Request template
+    ///
+    /// As the top-level request, for this object's records. Unset = the top-level request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestTemplate>,
+    /// Routes per operation
+    ///
+    /// As the top-level routes, for this object's records. Unset = the top-level routes.
+    #[serde(default, skip_serializing_if = "OperationRoutes::is_empty")]
+    pub routes: OperationRoutes,
+    /// Refresh request
+    ///
+    /// Sent once before the records of a stream in a truncating refresh (Airbyte's
+    /// minimum_generation_id equal to its generation_id), e.g. DELETE
+    /// "/lists/{{ stream }}/members", to remove older data; it must succeed or the sync fails.
+    /// Its templates see stream, namespace, generation_id, minimum_generation_id and sync_id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_refresh: Option<RefreshRequest>,
+}
+
+/// The request that removes an object's older data before a truncating refresh.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct RefreshRequest {
+    /// HTTP method
+    pub method: RouteMethod,
+    /// Path template
+    ///
+    /// Appended to url, e.g. "/lists/{{ stream }}/members".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Body template
+    ///
+    /// Unset = no body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Header templates
+    ///
+    /// Each entry is "Name: template".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -24,6 +24,8 @@ struct Stream {
     primary_key: Vec<Vec<String>>,
     serialize_all: bool,
     refresh: Refresh,
+    /// The destination object its records go to (an index into the encoder's objects).
+    object: usize,
     /// Airbyte's `sync_id` as templates see it (Valmi's is a string, so a JSON value).
     sync_id: Option<Value>,
 }
@@ -114,6 +116,7 @@ impl Airbyte {
                 sync_mode: s.sync_mode,
                 primary_key: s.primary_key,
                 refresh: s.refresh,
+                object: s.object,
                 sync_id: s.refresh.sync_id.map(Value::from),
             });
         }
@@ -269,6 +272,7 @@ fn request(
             "the record's data is not a JSON object".into(),
         ));
     };
+    encoder.select(stream.object);
     let op = operation(encoder, stream, fields);
     if encoder.skips(op) {
         return Ok(None);
