@@ -65,8 +65,7 @@ pub fn load_config(raw: &Value) -> Result<Config, ConfigError> {
             .and_then(|p| p.parsed().err())
             .map(|e| e.to_string()),
     );
-    problems.extend(request_problems(&config));
-    problems.extend(crate::routes::problems(&config));
+    problems.extend(definition_problems(&config));
     problems.extend(crate::objects::problems(&config));
     problems.extend(
         crate::tls::client_config(config.tls.as_ref())
@@ -100,6 +99,14 @@ fn unknown_operations(raw: &Value) -> Vec<String> {
 
 /// What is wrong with `request`: a template that does not compile (with its line and column),
 /// or one the method or batching cannot carry.
+/// What is wrong with a request definition: the top-level one, or a destination object's
+/// (the connection with the object's request and routes).
+pub fn definition_problems(config: &Config) -> Vec<String> {
+    let mut problems = request_problems(config);
+    problems.extend(crate::routes::problems(config));
+    problems
+}
+
 fn request_problems(config: &Config) -> Vec<String> {
     use crate::config::{ContentType, Method};
     let mut problems = Vec::new();

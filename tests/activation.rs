@@ -463,6 +463,14 @@ fn bad_objects_are_config_errors_for_check_and_write_before_stdin() {
             "batch_size is 10",
         ),
         (
+            "body with GET",
+            with(
+                json!([{"name": "a", "request": {"body": "{}"}}]),
+                json!({"method": "GET"}),
+            ),
+            "objects[0]: request.body: GET sends no body",
+        ),
+        (
             "refresh template",
             with(
                 json!([{"name": "a", "on_refresh": {"method": "DELETE", "path": "/{{ stream "}}]),
