@@ -151,7 +151,7 @@ fn templated<P: WriteJson>(
 ) -> Result<Payload, Rejection> {
     let envelope_text = definition.needs_envelope().then(|| json_text(envelope));
     let context = template::context(
-        &json_text(&envelope.payload),
+        json_text(&envelope.payload),
         envelope_text.as_deref(),
         facts,
     );

@@ -72,7 +72,7 @@ mod tests {
     fn render(entry: &str, record: &str) -> Result<Vec<(HeaderName, HeaderValue)>, RenderError> {
         HeaderTemplates::compile("request.headers", &[entry.to_string()])
             .unwrap()
-            .render(&context(record, None, &Facts::sample()))
+            .render(&context(record.to_string(), None, &Facts::sample()))
     }
 
     #[test]

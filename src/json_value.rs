@@ -5,7 +5,9 @@
 
 use std::fmt;
 
-use minijinja::value::Value;
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// How serde_json (with `arbitrary_precision`) hands a number over: as a map of this one key
@@ -19,6 +21,66 @@ pub fn from_json(text: &str) -> Value {
     TemplateValue
         .deserialize(&mut deserializer)
         .unwrap_or_default()
+}
+
+/// A JSON object whose fields are parsed only when a template reads them: a template usually
+/// reads a few fields of a record, and parsing one scalar costs little next to building the
+/// whole record. Not an object (or not JSON): the whole value, parsed.
+pub fn lazy_object(text: String) -> Value {
+    match field_spans(&text) {
+        Some(fields) => Value::from_object(LazyObject { text, fields }),
+        None => from_json(&text),
+    }
+}
+
+/// Where each field's value stands in the object's text, in order.
+type FieldSpans = Vec<(String, std::ops::Range<usize>)>;
+
+/// The spans of an object's fields; `None` when `text` is not a JSON object.
+fn field_spans(text: &str) -> Option<FieldSpans> {
+    let fields = serde_json::from_str::<crate::protocol::RawObject<'_>>(text)
+        .ok()?
+        .0;
+    let start = text.as_ptr() as usize;
+    let spans = fields.into_iter().map(|(name, value)| {
+        let at = value.get().as_ptr() as usize - start;
+        (name.into_owned(), at..at + value.get().len())
+    });
+    Some(spans.collect())
+}
+
+#[derive(Debug)]
+struct LazyObject {
+    text: String,
+    fields: FieldSpans,
+}
+
+impl LazyObject {
+    /// A field's text; with repeated names the last one, as JSON libraries that build a map do.
+    fn field(&self, name: &str) -> Option<&str> {
+        let (_, span) = self.fields.iter().rev().find(|(n, _)| n == name)?;
+        Some(&self.text[span.clone()])
+    }
+}
+
+impl Object for LazyObject {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.field(key.as_str()?).map(from_json)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut names: Vec<Value> = Vec::with_capacity(self.fields.len());
+        for (name, _) in &self.fields {
+            if !names.iter().any(|n| n.as_str() == Some(name)) {
+                names.push(Value::from(name.as_str()));
+            }
+        }
+        Enumerator::Values(names)
+    }
 }
 
 /// A `serde_json::Value` (from a config) as a template value.
@@ -123,5 +185,18 @@ mod tests {
         assert_eq!(value.get_attr("neg").unwrap(), Value::from(-5));
         assert!(from_json("not json").is_undefined());
         assert_eq!(from_serde(&serde_json::json!("r1")), Value::from("r1"));
+    }
+
+    #[test]
+    fn a_lazy_object_reads_like_the_parsed_one() {
+        let text = r#"{"b": {"c": [1, "x"]}, "a": "s\"q", "n": 12345678901234567890123, "a": 2}"#;
+        let lazy = lazy_object(text.to_string());
+        assert_eq!(
+            serde_json::to_string(&lazy).unwrap(),
+            r#"{"b":{"c":[1,"x"]},"a":2,"n":12345678901234567890123}"#
+        );
+        assert_eq!(lazy.get_attr("a").unwrap(), Value::from(2));
+        assert!(lazy.get_attr("missing").unwrap().is_undefined());
+        assert_eq!(lazy_object("[1]".into()), from_json("[1]"));
     }
 }

@@ -86,7 +86,10 @@ mod tests {
         let endpoint = Url::parse("http://h.example:8080/api/?x=1").unwrap();
         PathTemplate::compile("request.path", TEMPLATE)
             .unwrap()
-            .url(&endpoint, &context(&record, None, &Facts::sample()))
+            .url(
+                &endpoint,
+                &context(record.to_string(), None, &Facts::sample()),
+            )
     }
 
     fn query_keys(url: &Url) -> Vec<String> {

@@ -20,7 +20,7 @@ use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior};
 use sha2::Digest;
 
-use crate::json_value::{from_json, from_serde};
+use crate::json_value::{from_json, from_serde, lazy_object};
 
 use crate::config::ContentType;
 
@@ -274,9 +274,9 @@ impl BodyTemplate {
 /// The context a record's templates see: `record` is its payload and `envelope` the default
 /// body, both as JSON text (`envelope` only when a template reads it). Made once per record,
 /// whatever number of templates read it.
-pub fn context(record: &str, envelope: Option<&str>, facts: &Facts<'_>) -> Value {
+pub fn context(record: String, envelope: Option<&str>, facts: &Facts<'_>) -> Value {
     minijinja::context! {
-        record => from_json(record),
+        record => lazy_object(record),
         envelope => envelope.map(from_json),
         op => facts.op,
         stream => facts.stream,
@@ -449,7 +449,11 @@ mod tests {
     ) -> Result<String, RenderError> {
         BodyTemplate::compile("request.body", source, content_type)
             .unwrap()
-            .render(&context(record, Some(r#"{"payload":1}"#), &Facts::sample()))
+            .render(&context(
+                record.to_string(),
+                Some(r#"{"payload":1}"#),
+                &Facts::sample(),
+            ))
     }
 
     #[test]
