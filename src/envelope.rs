@@ -77,10 +77,15 @@ pub fn json_name(name: &str) -> String {
     String::from_utf8(out).expect("JSON text is UTF-8")
 }
 
+/// Whether `s` goes into a JSON string as it is (nothing to escape).
+pub fn is_plain(s: &str) -> bool {
+    !s.bytes().any(|b| NEEDS_ESCAPE[b as usize])
+}
+
 /// A JSON string. `serde_json` escapes exactly the control characters, `"` and `\`; text
 /// without them is copied as it is.
 fn write_str(out: &mut impl BufMut, s: &str) {
-    if !s.bytes().any(|b| NEEDS_ESCAPE[b as usize]) {
+    if is_plain(s) {
         out.put_u8(b'"');
         out.put_slice(s.as_bytes());
         out.put_u8(b'"');

@@ -359,15 +359,21 @@ impl Object for Records {
 
 /// Writes a value as the template's content type requires (see the module's doc).
 fn format_value(out: &mut Output, state: &State, value: &Value) -> Result<(), Error> {
+    let json = state.auto_escape() == AutoEscape::Custom("json");
+    if let Some(s) = value.as_str().filter(|_| json && !value.is_safe()) {
+        // Most values have nothing to escape and are written as they are.
+        return match crate::envelope::is_plain(s) {
+            true => out.write_str(s),
+            false => {
+                let quoted = crate::envelope::json_name(s);
+                out.write_str(&quoted[1..quoted.len() - 1])
+            }
+        }
+        .map_err(Error::from);
+    }
     let text = match state.auto_escape() {
         _ if value.is_safe() => value.to_string(),
-        AutoEscape::Custom("json") => match value.as_str() {
-            Some(s) => {
-                let quoted = crate::envelope::json_name(s);
-                quoted[1..quoted.len() - 1].to_string()
-            }
-            None => json_text(value)?,
-        },
+        AutoEscape::Custom("json") => json_text(value)?,
         AutoEscape::Custom("url") => crate::path_template::escape(&value.to_string())?,
         AutoEscape::Custom("form") => {
             form_urlencoded::byte_serialize(value.to_string().as_bytes()).collect()
@@ -399,7 +405,10 @@ fn b64encode(value: &str) -> String {
 
 /// `sha256`: lowercase hex SHA-256 of the text's UTF-8 bytes (hashed e-mails for ad APIs).
 fn sha256(value: &str) -> String {
-    hex::encode(sha2::Sha256::digest(value.as_bytes()))
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(sha2::Sha256::digest(value.as_bytes()), &mut hex)
+        .expect("64 hex digits for 32 bytes");
+    String::from_utf8_lossy(&hex).into_owned()
 }
 
 fn compile_error(template: &Name, source: &str, error: &Error) -> CompileError {
