@@ -17,20 +17,19 @@ pub struct Backlog {
     bytes: usize,
     /// Records admitted but not yet out of the settled prefix, at most.
     cap: usize,
-    /// Ready records beyond which no more input is taken. The window's room is for going on past
-    /// a slow request, not for queueing: a record sent soon after the reader parsed it is still
-    /// in cache, which on a fast endpoint is measurably more throughput (BENCHMARKS.md, round 4).
-    read_ahead: usize,
+    batch_size: usize,
     scheduler: Scheduler<Job>,
 }
 
 impl Backlog {
+    /// `concurrency` is the cap of the adaptive limit: the window's room is for going on past a
+    /// slow request even at the cap.
     pub fn new(concurrency: usize, batch_size: usize) -> Self {
         Backlog {
             window: AckWindow::default(),
             bytes: 0,
             cap: (concurrency * batch_size * 4).clamp(1024, 100_000),
-            read_ahead: concurrency * batch_size * 2,
+            batch_size,
             scheduler: Scheduler::default(),
         }
     }
@@ -76,9 +75,16 @@ impl Backlog {
         self.scheduler.take(batch_size, partial_ok)
     }
 
-    /// Whether more input may come in: the window has room and few records are ready to go.
-    pub fn has_room(&self) -> bool {
-        !self.is_full() && self.bytes < WINDOW_BYTES && self.scheduler.ready_len() < self.read_ahead
+    /// Whether more input may come in: the window has room and fewer records are ready to go
+    /// than two rounds of `limit` requests (the adaptive limit now, not its cap). Ready records
+    /// are for keeping the requests going, not for queueing: a record sent soon after the reader
+    /// parsed it is still in cache, which on a fast endpoint is measurably more throughput
+    /// (BENCHMARKS.md, round 4), and against an endpoint that holds the limit at 16 a cap of 256
+    /// would hold 512 records parsed and waiting.
+    pub fn has_room(&self, limit: usize) -> bool {
+        !self.is_full()
+            && self.bytes < WINDOW_BYTES
+            && self.scheduler.ready_len() < limit * self.batch_size * 2
     }
 
     /// The window holds as many records as it may: a batch short of its size goes out anyway.
@@ -93,5 +99,59 @@ impl Backlog {
 
     pub fn is_empty(&self) -> bool {
         self.window.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+    use crate::dialect::RecordLabel;
+    use crate::shape::Payload;
+
+    fn push(backlog: &mut Backlog, n: u64) {
+        for i in 0..n {
+            let label = RecordLabel {
+                message_id: i,
+                row_num: None,
+            };
+            let meta = RecordMeta {
+                label,
+                op: Cow::Borrowed(""),
+                stream: "users".into(),
+                scope: 0,
+                data: None,
+                size: 10,
+                unreadable_rows_before: 0,
+            };
+            let request = Request {
+                payload: Payload::Json("{}".into()),
+                idempotency_key: HeaderValue::from_static("k"),
+                label,
+            };
+            backlog.push_record(meta, request, None);
+        }
+    }
+
+    #[test]
+    fn reads_ahead_two_rounds_of_the_current_limit_not_of_the_cap() {
+        let mut backlog = Backlog::new(256, 1);
+        push(&mut backlog, 31);
+        assert!(backlog.has_room(16));
+        push(&mut backlog, 1);
+        assert!(!backlog.has_room(16));
+        assert!(backlog.has_room(256));
+    }
+
+    #[test]
+    fn batches_count_in_the_read_ahead() {
+        let mut backlog = Backlog::new(4, 10);
+        push(&mut backlog, 79);
+        assert!(backlog.has_room(4));
+        push(&mut backlog, 1);
+        assert!(!backlog.has_room(4));
     }
 }

@@ -33,7 +33,7 @@ use crate::signals::{Caught, Signals};
 pub struct Sink {
     pub deliverer: Deliverer,
     pub checkpointer: Checkpointer,
-    /// The cap of the adaptive limit: sizes the backlog's window and read-ahead.
+    /// The cap of the adaptive limit: sizes the backlog's window.
     pub concurrency: usize,
     pub batch_size: usize,
     /// How long in-flight requests may still settle after the sync was told to stop.
@@ -211,7 +211,11 @@ impl<'d> Loop<'d> {
 
     /// Whether to take more input: the window has room and few records are ready to go.
     fn is_reading(&self) -> bool {
-        self.input_open && self.stop.is_none() && self.backlog.has_room()
+        self.input_open
+            && self.stop.is_none()
+            && self
+                .backlog
+                .has_room(self.deliverer.limit.current() as usize)
     }
 
     /// Takes the reader's events: records and STATEs into the backlog, the rest counted and
