@@ -1,4 +1,4 @@
-//! A loopback HTTP/1.1 webhook endpoint that records every request and plays
+//! A loopback HTTP/1.1 (or, over TLS, HTTP/2) webhook endpoint that records every request and plays
 //! back scripted statuses and connection faults.
 //!
 //! The connector's integration tests use it in-process; the `webhook-receiver`
@@ -26,6 +26,7 @@ mod log;
 mod record;
 mod script;
 mod server;
+mod tls;
 mod token;
 mod verify;
 
@@ -44,6 +45,7 @@ pub use script::{Close, Reply, Rule, Script};
 
 use capacity::Endpoint;
 use server::Shared;
+pub use tls::Tls;
 pub use token::TokenEndpoint;
 use token::Tokens;
 pub use verify::HmacConvention;
@@ -70,6 +72,8 @@ pub struct ReceiverOptions {
     pub log: Option<LogFormat>,
     /// Play a remote endpoint: latency and a capacity (applies before the script).
     pub remote: Option<Remote>,
+    /// Serve HTTPS with a certificate made at start-up ([`Receiver::ca_pem`] trusts it).
+    pub tls: Option<Tls>,
 }
 
 impl Default for ReceiverOptions {
@@ -84,6 +88,7 @@ impl Default for ReceiverOptions {
             port: 0,
             log: None,
             remote: None,
+            tls: None,
         }
     }
 }
@@ -105,7 +110,7 @@ impl Receiver {
             .as_deref()
             .map(|secret| Verifier::new(secret, opts.hmac.as_ref()))
             .transpose()?;
-        let shared = Arc::new(Shared::new(
+        let mut shared = Shared::new(
             opts.script,
             opts.record,
             verifier,
@@ -113,7 +118,9 @@ impl Receiver {
             opts.log,
             opts.token_endpoint.map(Tokens::new),
             opts.remote.map(Endpoint::new),
-        ));
+        );
+        shared.tls = opts.tls.map(tls::Identity::new).transpose()?;
+        let shared = Arc::new(shared);
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let (stop_tx, stop_rx) = oneshot::channel();
         let server_shared = shared.clone();
@@ -159,7 +166,7 @@ impl Receiver {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT` followed by `path_and_query` (a missing
+    /// `http://127.0.0.1:PORT` (`https` with TLS) followed by `path_and_query` (a missing
     /// leading `/` is added).
     pub fn url(&self, path_and_query: &str) -> String {
         let slash = if path_and_query.starts_with('/') {
@@ -167,7 +174,11 @@ impl Receiver {
         } else {
             "/"
         };
-        format!("http://{}{slash}{path_and_query}", self.addr)
+        let scheme = match self.shared.tls {
+            Some(_) => "https",
+            None => "http",
+        };
+        format!("{scheme}://{}{slash}{path_and_query}", self.addr)
     }
 
     /// Answered requests in arrival order. A request still being delayed is
@@ -186,6 +197,18 @@ impl Receiver {
         if let Some(tokens) = &self.shared.tokens {
             tokens.revoke_all();
         }
+    }
+
+    /// The PEM of the CA that signed the receiver's TLS certificate, when it serves TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.shared.tls.as_ref().map(|t| t.ca_pem.as_str())
+    }
+
+    /// TCP connections accepted so far: how many a client opened.
+    pub fn connection_count(&self) -> u64 {
+        self.shared
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Requests a remote-like endpoint refused for being beyond its capacity.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use webhook_receiver::{
-    Beyond, HmacConvention, LogFormat, Receiver, ReceiverOptions, Remote, Script,
+    Beyond, HmacConvention, LogFormat, Receiver, ReceiverOptions, Remote, Script, Tls,
 };
 
 #[derive(Parser)]
@@ -59,6 +59,13 @@ struct Cli {
     /// The Retry-After (seconds) of a refusal beyond --capacity.
     #[arg(long, value_name = "S", default_value_t = 1, requires = "capacity")]
     retry_after: u32,
+    /// Serve HTTPS with a certificate made at start-up, signed by a CA written to this file
+    /// (a client trusts the receiver by it).
+    #[arg(long, value_name = "CA.pem")]
+    tls_ca_file: Option<PathBuf>,
+    /// Offer HTTP/2 by ALPN over TLS (without it only HTTP/1.1 is offered).
+    #[arg(long, requires = "tls_ca_file")]
+    http2: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -111,6 +118,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let remote = cli.remote();
     let receiver = Receiver::start(ReceiverOptions {
         remote,
+        tls: cli.tls_ca_file.as_ref().map(|_| Tls { http2: cli.http2 }),
         script,
         record: !cli.no_record,
         signing_secret: cli.secret,
@@ -130,7 +138,10 @@ fn run(cli: Cli) -> Result<(), String> {
         },
     })
     .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", cli.port))?;
-    eprintln!("webhook-receiver listening on http://{}", receiver.addr());
+    eprintln!("webhook-receiver listening on {}", receiver.url("/"));
+    if let (Some(path), Some(pem)) = (&cli.tls_ca_file, receiver.ca_pem()) {
+        std::fs::write(path, pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     if let Some(path) = &cli.port_file {
         write_port_file(path, receiver.addr().port())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -147,8 +158,9 @@ fn run(cli: Cli) -> Result<(), String> {
         ),
         None => String::new(),
     };
+    let connections = receiver.connection_count();
     receiver.stop();
-    eprintln!("webhook-receiver: {count} requests received{summary}");
+    eprintln!("webhook-receiver: {count} requests received{summary}, {connections} connections");
     Ok(())
 }
 

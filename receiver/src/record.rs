@@ -13,6 +13,8 @@ pub struct RecordedRequest {
     /// recorded, which leaves a gap.
     pub seq: u64,
     pub method: String,
+    /// The HTTP version it came in: `HTTP/1.1` or `HTTP/2.0`.
+    pub version: String,
     /// Raw request target (path plus `?query`), not percent-decoded.
     pub path: String,
     /// Names lowercase. Order is arrival order of each distinct name; repeated

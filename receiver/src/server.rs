@@ -11,10 +11,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_ENCODING};
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper::{HeaderMap, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
 
@@ -22,6 +22,7 @@ use crate::capacity::{Endpoint, Turn};
 use crate::log::{self, LogFormat};
 use crate::record::{Journal, RecordedRequest};
 use crate::script::{Close, Reply, Script};
+use crate::tls::Identity;
 use crate::token::Tokens;
 use crate::verify::Verifier;
 
@@ -38,6 +39,9 @@ pub(crate) struct Shared {
     pub(crate) tokens: Option<Tokens>,
     /// A remote-like endpoint's latency and capacity, when it plays one.
     pub(crate) remote: Option<Endpoint>,
+    /// Serve HTTPS with this certificate.
+    pub(crate) tls: Option<Identity>,
+    pub(crate) connections: AtomicU64,
 }
 
 impl Shared {
@@ -61,6 +65,8 @@ impl Shared {
             log,
             tokens,
             remote,
+            tls: None,
+            connections: AtomicU64::new(0),
         }
     }
 
@@ -151,18 +157,51 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Re
         if let Err(e) = stream.set_nodelay(true) {
             eprintln!("webhook-receiver: cannot set TCP_NODELAY: {e}");
         }
+        shared.connections.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
-        let connection = http.serve_connection(
-            TokioIo::new(stream),
-            service_fn(move |req| handle(shared.clone(), req)),
-        );
+        let http = http.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                if !is_hangup(&e) {
-                    eprintln!("webhook-receiver: connection error: {e}");
+            let Some(identity) = &shared.tls else {
+                return serve_http1(&http, stream, shared.clone()).await;
+            };
+            match identity.acceptor.accept(stream).await {
+                Ok(tls) if tls.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                    serve_http2(tls, shared.clone()).await
                 }
+                Ok(tls) => serve_http1(&http, tls, shared.clone()).await,
+                Err(e) => eprintln!("webhook-receiver: TLS handshake failed: {e}"),
             }
         });
+    }
+}
+
+async fn serve_http1<S>(http: &http1::Builder, stream: S, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = http.serve_connection(
+        TokioIo::new(stream),
+        service_fn(move |req| handle(shared.clone(), req)),
+    );
+    report(connection.await);
+}
+
+async fn serve_http2<S>(stream: S, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = http2::Builder::new(TokioExecutor::new()).serve_connection(
+        TokioIo::new(stream),
+        service_fn(move |req| handle(shared.clone(), req)),
+    );
+    report(connection.await);
+}
+
+fn report(result: Result<(), hyper::Error>) {
+    if let Err(e) = result {
+        if !is_hangup(&e) {
+            eprintln!("webhook-receiver: connection error: {e}");
+        }
     }
 }
 
@@ -246,6 +285,7 @@ async fn handle(
         let request = RecordedRequest {
             seq,
             method: parts.method.as_str().to_owned(),
+            version: format!("{:?}", parts.version),
             path,
             headers: parts
                 .headers

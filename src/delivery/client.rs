@@ -1,5 +1,6 @@
 //! The HTTP client every request of a run goes through, built once: TLS (custom trust, client
-//! certificate), the headers that never change, no redirects, a pool sized for the concurrency,
+//! certificate, HTTP/2 when the endpoint offers it), the headers that never change, no redirects,
+//! a pool sized for the concurrency,
 //! and proxy support only when the configured proxy or the environment's settings cover the
 //! endpoint.
 
@@ -19,7 +20,11 @@ pub fn build(
     shape: Shape,
     proxy: Option<&Proxy>,
 ) -> Result<reqwest::Client, String> {
-    let tls = crate::tls::client_config(config.tls.as_ref()).map_err(|e| e.to_string())?;
+    let mut tls =
+        (*crate::tls::client_config(config.tls.as_ref()).map_err(|e| e.to_string())?).clone();
+    // An endpoint that speaks HTTP/2 takes every request on one connection (one handshake, no
+    // pool of hundreds of sockets at a high limit); reqwest clears this for a TLS proxy.
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let headers = crate::headers::static_headers(config, shape).map_err(|e| e.to_string())?;
     let mut client = reqwest::Client::builder();
     match (proxy, &config.proxy) {
@@ -29,13 +34,12 @@ pub fn build(
         (Some(_), None) => {}
     }
     client
-        .use_preconfigured_tls((*tls).clone())
+        .use_preconfigured_tls(tls)
         .redirect(reqwest::redirect::Policy::none())
         .default_headers(headers)
         .pool_max_idle_per_host((config.concurrency as usize).max(1))
         .pool_idle_timeout(Duration::from_secs(60))
         .tcp_nodelay(true)
-        .http1_only()
         .build()
         .map_err(|e| format!("could not build the HTTP client: {}", e.without_url()))
 }

@@ -117,7 +117,7 @@ impl Deliverer {
                 on_client_error: config.on_client_error,
             },
             pacing: Pacing::new(config.rate_limit_per_second),
-            limit: Limit::new(config.concurrency),
+            limit: Limit::new(config.concurrency, config.url.url().scheme() == "https"),
             dry_run: dry_run.then_some(shown_headers),
             notices: RefCell::new(Vec::new()),
             metrics: Metrics::default(),
