@@ -18,7 +18,9 @@
 #   --remote: only the remote-like endpoint rows (adaptive concurrency, issue #17): the receiver
 #     answers after a latency and serves K requests at once, refusing (429 + Retry-After: 1) or
 #     queueing beyond; each row prints records/s, its ratio to the ideal K / latency, the share
-#     of requests answered 429 and the endpoint's p50 latency. N defaults to 10000 here. With
+#     of requests answered 429, the endpoint's p50 latency and the connections the connector
+#     opened; the last four rows are over TLS, HTTP/1.1 and HTTP/2 (ALPN) side by side, against
+#     a receiver that offers h2 or not. N defaults to 10000 here. With
 #     --svg DIR, also one SVG per row in DIR: the limit, requests in flight and records/s over
 #     the run (from the connector's DESTINATION_WEBHOOK_LIMIT_TRACE), of the last repeat.
 #   --templates: only the request-template rows (issue #16), against the fast receiver: the
@@ -55,7 +57,7 @@ while [ $# -gt 0 ]; do
     --templates) templates=1; shift ;;
     --svg) svg_dir=$2; shift 2 ;;
     --svg=*) svg_dir=${1#*=}; shift ;;
-    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -256,11 +258,22 @@ conc_of() { echo "$1" | sed -E 's/^c([0-9]+) .*/\1/'; }
 
 # --- remote-like endpoint (--remote) -------------------------------------------------------
 # One row: a receiver playing the endpoint, one connector run against it, and what each saw.
-remote_row() { # name K latency_ms receiver-mode extra-config-fields
-  local name=$1 k=$2 latency=$3 mode=$4 extra=$5 wall
-  rm -f "$work/remote.port"
+remote_row() { # name K latency_ms receiver-mode extra-config-fields [h1|h2: over TLS]
+  local name=$1 k=$2 latency=$3 mode=$4 extra=$5 tls=${6:-} wall
+  local tls_args=()
+  case "$tls" in
+    h1) tls_args=(--tls-ca-file "$work/ca.pem") ;;
+    h2) tls_args=(--tls-ca-file "$work/ca.pem" --http2) ;;
+  esac
+  rm -f "$work/remote.port" "$work/ca.pem"
   start_receiver remote --log none --no-record --latency-ms "$latency" --capacity "$k" \
-    --beyond "$mode" --retry-after 1
+    --beyond "$mode" --retry-after 1 "${tls_args[@]}"
+  if [ -n "$tls" ]; then
+    python3 -c 'import json, sys; print(json.dumps({"tls": {"ca_certificate": open(sys.argv[1]).read()}})[1:-1])' \
+      "$work/ca.pem" >"$work/tls.json"
+    extra="${extra:+$extra,}$(cat "$work/tls.json")"
+    started_url=https${started_url#http}
+  fi
   printf '{"url":"%s"%s}\n' "$started_url" "${extra:+,$extra}" >"$work/remote.cfg"
   log "remote row: $name"
   DESTINATION_WEBHOOK_LIMIT_TRACE=$work/trace.tsv /usr/bin/time -f '%e' -o "$work/time" "$bin" write --config "$work/remote.cfg" \
@@ -275,15 +288,16 @@ remote_row() { # name K latency_ms receiver-mode extra-config-fields
     "$(tail -n 1 "$work/out.jsonl")" >>"$work/remote.tsv" <<'PY'
 import json, re, sys
 name, k, latency, n, wall, receiver, last = sys.argv[1:]
-m = re.search(r"(\d+) requests received, (\d+) refused beyond capacity, latency p50 (\d+) ms", receiver)
+m = re.search(r"(\d+) requests received, (\d+) refused beyond capacity, latency p50 (\d+) ms, (\d+) connections", receiver)
 if not m:
     sys.exit(f"bench.sh: unexpected receiver exit line: {receiver}")
-requests, refused, p50 = map(int, m.groups())
+requests, refused, p50, connections = map(int, m.groups())
 limit = re.search(r"concurrency limit (\d+) at the end \(([^)]*)\)", json.loads(last)["log"]["message"])
 rate = int(n) / float(wall)
 ideal = int(k) * 1000 / int(latency)
 print("\t".join([name, f"{rate:.0f}", f"{rate / ideal:.2f}", f"{100 * refused / requests:.1f}",
-                 str(p50), latency, limit.group(1) if limit else "?", f"{float(wall):.2f}"]))
+                 str(p50), latency, limit.group(1) if limit else "?", f"{float(wall):.2f}",
+                 str(connections)]))
 PY
 }
 
@@ -341,6 +355,10 @@ if [ "$remote" = 1 ]; then
     remote_row "K 64, 50 ms, queue beyond; default config" 64 50 queue ""
     remote_row "K 64, 50 ms, 429 beyond; concurrency 256" 64 50 refuse '"concurrency":256'
     remote_row "K 512, 20 ms, queue beyond; concurrency 512" 512 20 queue '"concurrency":512'
+    remote_row "K 64, 50 ms, queue beyond, TLS HTTP/1.1; default" 64 50 queue "" h1
+    remote_row "K 64, 50 ms, queue beyond, TLS HTTP/2; default" 64 50 queue "" h2
+    remote_row "K 512, 20 ms, queue beyond, TLS HTTP/1.1; conc. 512" 512 20 queue '"concurrency":512' h1
+    remote_row "K 512, 20 ms, queue beyond, TLS HTTP/2; conc. 512" 512 20 queue '"concurrency":512' h2
   done
   python3 - "$work/remote.tsv" "$records" "$repeat" <<'PY'
 import statistics, sys
@@ -350,10 +368,10 @@ for line in open(path):
     f = line.rstrip("\n").split("\t")
     rows.setdefault(f[0], []).append(f[1:])
 print(f"\nremote-like endpoint, {int(n):,} records per row, median of {repeat}:")
-print(f"{'endpoint; connector config':<46} {'records/s':>9} {'of ideal':>8} {'429s':>6} {'p50 ms':>7} {'base':>5} {'limit':>6} {'wall s':>7}")
+print(f"{'endpoint; connector config':<52} {'records/s':>9} {'of ideal':>8} {'429s':>6} {'p50 ms':>7} {'base':>5} {'limit':>6} {'wall s':>7} {'conns':>6}")
 for name, runs in rows.items():
-    med = [statistics.median(float(r[i]) if r[i] != "?" else 0 for r in runs) for i in range(7)]
-    print(f"{name:<46} {med[0]:>9.0f} {med[1]:>8.2f} {med[2]:>5.1f}% {med[3]:>7.0f} {med[4]:>5.0f} {med[5]:>6.0f} {med[6]:>7.2f}")
+    med = [statistics.median(float(r[i]) if r[i] != "?" else 0 for r in runs) for i in range(8)]
+    print(f"{name:<52} {med[0]:>9.0f} {med[1]:>8.2f} {med[2]:>5.1f}% {med[3]:>7.0f} {med[4]:>5.0f} {med[5]:>6.0f} {med[6]:>7.2f} {med[7]:>6.0f}")
 PY
   exit 0
 fi
