@@ -220,3 +220,38 @@ impl LimitTrace {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Message;
+
+    fn text(message: Message) -> String {
+        match message {
+            Message::Json(value) => value["log"]["message"].as_str().unwrap().to_owned(),
+            Message::Raw(raw) => raw.get().to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_progress_log_shows_the_limit_and_why_it_last_changed() {
+        let now = Snapshot {
+            in_flight: 12,
+            limit: 58,
+            why: Change::Backpressure,
+            waiting: 100,
+            paused_for: Some(Duration::from_millis(700)),
+        };
+        let line = text(Progress::default().tick(&Metrics::default(), now));
+        assert!(
+            line.contains("12 requests in flight (limit 58: 429/503 from the endpoint)"),
+            "{line}"
+        );
+        assert!(line.contains("endpoint asked to wait 0.7s more"), "{line}");
+        let end = text(Progress::default().summary(&Metrics::default(), now, "sync complete"));
+        assert!(
+            end.contains("concurrency limit 58 at the end (429/503 from the endpoint)"),
+            "{end}"
+        );
+    }
+}
