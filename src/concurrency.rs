@@ -23,8 +23,9 @@
 //!   overshoots a queueing endpoint between two detections (measured: a sawtooth between 73 and
 //!   150 against K 64, the endpoint's median latency at 1.9 × its base).
 //!
-//! A round trip is measured from the answers (a window's median), not the baseline: growth once per
-//! baseline while answers take twice as long grows twice as fast as the endpoint can show it.
+//! A window lasts a measured round trip (its median answer, as Envoy's gradient controller
+//! samples the 50th percentile), not the baseline: growth once per baseline while answers take
+//! twice as long grows twice as fast as the endpoint can show its effect.
 
 use std::time::{Duration, Instant};
 
