@@ -935,6 +935,35 @@ fn a_token_answer_that_is_not_json_or_lacks_access_token_is_a_config_error() {
     }
 }
 
+/// Token answers are read up to 64 KiB, not cut at the first kilobyte: a long token (a JWT with
+/// many claims) beside a large `id_token` is taken whole and sent whole.
+#[test]
+fn a_large_token_answer_is_read_whole_and_its_token_sent_whole() {
+    let token: String = (0..3000).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    let body = json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600,
+        "id_token": "x".repeat(20_000)})
+    .to_string();
+    let receiver = Receiver::with_script(Script {
+        rules: vec![webhook_receiver::Rule::when_path_contains(
+            "/token",
+            Reply::status(200).with_body(body),
+        )],
+        ..Script::default()
+    });
+    let config = oauth_config(&receiver, json!({}), json!({}));
+    let run = write_valmi(&config, valmi_messages().as_bytes());
+    assert_completed(&run);
+    assert!(!run.dump().contains(&token), "the token is never shown");
+    let requests = receiver.requests();
+    let hooks: Vec<_> = requests.iter().filter(|r| r.path == "/hook").collect();
+    assert!(!hooks.is_empty());
+    let bearer = format!("Bearer {token}");
+    for request in hooks {
+        let sent = request.headers.iter().find(|(n, _)| n == "authorization");
+        assert_eq!(sent.map(|(_, v)| v.as_str()), Some(bearer.as_str()));
+    }
+}
+
 #[test]
 fn a_token_url_that_is_not_http_is_a_config_error_and_nothing_is_sent() {
     let receiver = Receiver::start_default();
