@@ -3,7 +3,8 @@
 # one operator, constant or function body, rebuilds, and runs the whole test suite; a mutant no
 # test notices ("missed") is behaviour nothing pins down.
 #
-# usage: scripts/mutants.sh [--file PATH]... [--shard K/N] [--in-diff REV [--max M]] [-- extra args]
+# usage: scripts/mutants.sh [--file PATH]... [--shard K/N] [--in-diff REV [--max M]] [--fast-first]
+#                           [-- extra args]
 #   (no option)    every mutant of the correctness modules: hours on 2 cores; split it with --shard.
 #   --file PATH    only these files (repeatable; globs as cargo-mutants takes them), e.g. one
 #                  feature's modules before its issue is called resolved.
@@ -12,6 +13,10 @@
 #   --max M        with --in-diff: at most M mutants (default 4, about 1.5 min each here): when
 #                  the change has more, one shard of them, chosen by the commit, so CI time stays
 #                  bounded whatever the change's size and successive commits cover different ones.
+#   --fast-first   two passes: every mutant against the library's unit tests alone (`--lib`: one
+#                  test binary to rebuild, ~10 s a mutant instead of ~2 min), then only that
+#                  pass's survivors against the whole suite (`--iterate`, which skips what the
+#                  first pass caught or found unviable). The figures are the whole suite's.
 #
 # Prints caught / missed / timeout / unviable per file, then every missed mutant. Mutants are
 # applied in place (this tree's own target/ is reused, so each is an incremental build), and the
@@ -25,6 +30,7 @@ VERSION=27.1.0
 shard=""
 base=""
 max=4
+fast_first=""
 only=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -32,8 +38,9 @@ while [ $# -gt 0 ]; do
     --in-diff) base=$2; shift 2 ;;
     --max) max=$2; shift 2 ;;
     --file) only+=("$2"); shift 2 ;;
+    --fast-first) fast_first=1; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "mutants.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -52,7 +59,7 @@ files=(
   'src/checkpoint/*.rs' 'src/dialect/*.rs' 'src/delivery/*.rs' src/sink.rs src/outbox.rs
 )
 [ ${#only[@]} -gt 0 ] && files=("${only[@]}")
-args=(--in-place --no-shuffle --test-workspace=true --output target/mutants --timeout 240)
+args=(--in-place --no-shuffle --output target/mutants --timeout 240)
 for f in "${files[@]}"; do args+=(--file "$f"); done
 
 if [ -n "$base" ]; then
@@ -76,13 +83,26 @@ if [ -n "$base" ]; then
 fi
 [ -n "$shard" ] && args+=(--shard "$shard")
 
-set +e
-cargo mutants "${args[@]}" "$@"
-status=$?
-set -e
 # 0 all caught, 2 some missed, 3 some timed out: results either way. Anything else is a failure
 # of the run itself (4: the tests fail without any mutant).
-case "$status" in 0|2|3) ;; *) echo "mutants.sh: cargo mutants exited $status" >&2; exit "$status" ;; esac
+mutants() {
+  set +e
+  cargo mutants "$@"
+  local status=$?
+  set -e
+  case "$status" in 0|2|3) ;; *) echo "mutants.sh: cargo mutants exited $status" >&2; exit "$status" ;; esac
+}
+if [ -n "$fast_first" ]; then
+  echo "mutants.sh: pass 1 of 2, the unit tests (--lib) alone" >&2
+  mutants "${args[@]}" --test-workspace=false --cargo-arg=--lib "$@"
+  # --iterate lists pass 1's unviable mutants among the caught: keep them apart for the table.
+  cp target/mutants/mutants.out/unviable.txt target/mutants/unviable-pass1.txt
+  echo "mutants.sh: pass 2 of 2, the survivors of pass 1 against the whole suite" >&2
+  mutants "${args[@]}" --test-workspace=true --iterate "$@"
+else
+  rm -f target/mutants/unviable-pass1.txt
+  mutants "${args[@]}" --test-workspace=true "$@"
+fi
 
 out=target/mutants/mutants.out
 python3 - "$out" <<'PY'
@@ -90,9 +110,15 @@ import collections, pathlib, sys
 out = pathlib.Path(sys.argv[1])
 kinds = ["caught", "missed", "timeout", "unviable"]
 table = collections.defaultdict(lambda: dict.fromkeys(kinds, 0))
+def lines(path):
+    return path.read_text().splitlines() if path.exists() else []
+found = {kind: lines(out / f"{kind}.txt") for kind in kinds}
+# After --fast-first, pass 1's caught and unviable mutants are all in previously_caught.txt.
+unviable_before = set(lines(out.parent / "unviable-pass1.txt"))
+for line in lines(out / "previously_caught.txt"):
+    found["unviable" if line in unviable_before else "caught"].append(line)
 for kind in kinds:
-    path = out / f"{kind}.txt"
-    for line in (path.read_text().splitlines() if path.exists() else []):
+    for line in found[kind]:
         table[line.split(":", 1)[0]][kind] += 1
 print(f"{'file':32} {'caught':>7} {'missed':>7} {'timeout':>8} {'unviable':>9} {'caught/viable':>14}")
 total = dict.fromkeys(kinds, 0)
