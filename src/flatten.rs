@@ -208,6 +208,17 @@ mod tests {
         }
     }
 
+    /// The same limit for objects as for arrays: an object `MAX_DEPTH` levels deep (the
+    /// payload's own included) is flattened, one level more is too deep.
+    #[test]
+    fn nested_objects_have_the_same_limit() {
+        let nested = |levels: usize| format!("{}1{}", "{\"a\":".repeat(levels), "}".repeat(levels));
+        let out = pairs(&nested(MAX_DEPTH)).unwrap();
+        assert_eq!(out, [(vec!["a"; MAX_DEPTH].join("_"), "1".to_string())]);
+        let error = pairs(&nested(MAX_DEPTH + 1)).unwrap_err();
+        assert_eq!(error.code(), "too_deep");
+    }
+
     #[test]
     fn a_lone_surrogate_is_an_invalid_string_not_too_deep() {
         for (payload, place) in [
