@@ -198,6 +198,26 @@ mod tests {
         assert_eq!(text(&f), r#"{"x":3,"y":2}"#);
     }
 
+    /// A record's `data` as it came (the Airbyte dialect's payload) is copied as it was written,
+    /// and fields set one by one flatten to the same GET parameters as the object they make.
+    #[test]
+    fn input_data_is_copied_and_fields_flatten_as_their_object() {
+        let line = br#"{"type":"RECORD","record":{"stream":"s","data":{"a":1E+2,"b":[true]}}}"#;
+        let Ok(crate::protocol::Parsed::Record(record)) = crate::protocol::parse_line(line) else {
+            panic!("a RECORD line");
+        };
+        assert_eq!(text(&record.data), r#"{"a":1E+2,"b":[true]}"#);
+        let (a, b) = (raw("1E+2"), raw("[true]"));
+        let (name_a, name_b) = (json_name("a"), json_name("b"));
+        let mut fields = RawFields::default();
+        fields.set(&name_a, &a);
+        fields.set(&name_b, &b);
+        let mut out = Vec::new();
+        fields.flatten(&mut out).unwrap();
+        let pairs = [("a", "1E+2"), ("b_0", "True")].map(|(k, v)| (k.to_string(), v.to_string()));
+        assert_eq!(out, pairs);
+    }
+
     proptest::proptest! {
         /// Any field names and values: the envelope parses back with the wire-format key order
         /// and the payload's fields in insertion order, last value winning; and its bytes are
