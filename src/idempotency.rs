@@ -22,12 +22,6 @@ impl Key {
     }
 }
 
-impl fmt::Display for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -172,7 +166,7 @@ mod tests {
         let k = valmi(&run("r"), row(1, b""));
         assert!(
             k.as_str().starts_with("msg_") && k.as_str().len() == 28,
-            "{k}"
+            "{k:?}"
         );
         let (a, b) = (
             valmi(&RunScope::Unknown, row(1, b"a")),
