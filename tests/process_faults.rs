@@ -1583,6 +1583,40 @@ fn a_fatal_answer_ends_the_run_even_while_stdin_stays_open() {
     assert!(run.states().is_empty(), "{}", run.dump());
 }
 
+/// README's memory bound in records: the window holds at most `concurrency × batch_size × 4`
+/// records, and at least 1,024. While the first record's request is held, the records after it
+/// go out past it until the window is full, and no further: the endpoint sees at most 1,024
+/// requests before it answers the first (a request sent after that answer arrives after it).
+#[test]
+fn a_held_record_lets_at_most_a_window_of_records_past_it() {
+    const WINDOW: usize = 1024;
+    let first = r#""_valmi_row_num":1,"#;
+    let hold = Rule::when_body_contains(first, Reply::status(200).with_delay_ms(8000));
+    let receiver = Receiver::with_script(Script {
+        rules: vec![hold],
+        default: Reply::status(200),
+    });
+    let config = config(
+        &receiver.url("/hook"),
+        json!({"concurrency": 16, "timeout_seconds": 60}),
+    );
+    let n = 2 * WINDOW as u64;
+    let run = Files::plain(&config).run(records(1..=n).as_bytes());
+    let requests = receiver.requests();
+    let expect = Expect::completed(rows(1..=n), Duration::from_secs(120));
+    let outcome = check_invariants(&run, &requests, &expect);
+    assert_eq!(outcome.ok_rows, rows(1..=n));
+    let held = requests.iter().find(|r| r.body.contains(first)).unwrap();
+    let before = requests
+        .iter()
+        .filter(|r| r.received_at_ms < held.answered_at_ms)
+        .count();
+    assert!(
+        before <= WINDOW,
+        "{before} requests arrived while the first record's was held"
+    );
+}
+
 /// Spec section 8: "Memory stays bounded whatever the input size". Regression: before d6c0a5c
 /// the window was bounded in records only (at least 1024, plus 512 parsed records queued by the
 /// reader) and each record was held twice (its data for a possible rejection echo, and its
