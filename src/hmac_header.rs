@@ -166,6 +166,17 @@ mod tests {
         assert_eq!(headers["x-sig"], stamped.sign(7, b"x").as_str());
     }
 
+    /// A dry run names both headers and the signature's form, never a signature.
+    #[test]
+    fn shown_names_the_headers_and_the_form_only() {
+        let stamped = signer(serde_json::json!({"timestamp_header": "X-Ts", "prefix": "v1="}));
+        assert_eq!(stamped.unwrap().shown(), ", x-ts: <now>, x-sig: v1=<hmac>");
+        assert_eq!(
+            signer(serde_json::json!({})).unwrap().shown(),
+            ", x-sig: <hmac>"
+        );
+    }
+
     #[test]
     fn unusable_settings_are_refused_without_the_secret() {
         use serde_json::json;
