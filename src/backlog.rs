@@ -104,44 +104,32 @@ impl Backlog {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
-
-    use reqwest::header::HeaderValue;
-
     use super::*;
     use crate::dialect::RecordLabel;
     use crate::shape::Payload;
+    use reqwest::header::HeaderValue;
 
-    fn push(backlog: &mut Backlog, n: u64) {
-        for i in 0..n {
-            let label = RecordLabel {
-                message_id: i,
-                row_num: None,
-            };
-            let meta = RecordMeta {
-                label,
-                op: Cow::Borrowed(""),
-                stream: "users".into(),
-                scope: 0,
-                data: None,
-                size: 10,
-                unreadable_rows_before: 0,
-            };
-            let request = Request {
-                payload: Payload::Json("{}".into()),
-                idempotency_key: HeaderValue::from_static("k"),
-                label,
-            };
-            backlog.push_record(meta, request, None);
-        }
+    fn push(backlog: &mut Backlog, n: u64, size: usize, key: Option<u64>) {
+        let mut meta = meta_of_size(size);
+        meta.label.message_id = n;
+        let request = Request {
+            payload: Payload::Json(bytes::Bytes::new()),
+            idempotency_key: HeaderValue::from_static("k"),
+            label: meta.label,
+        };
+        backlog.push_record(meta, request, key);
+    }
+
+    fn push_n(backlog: &mut Backlog, n: u64) {
+        (0..n).for_each(|i| push(backlog, i, 10, None));
     }
 
     #[test]
     fn reads_ahead_two_rounds_of_the_current_limit_not_of_the_cap() {
         let mut backlog = Backlog::new(256, 1);
-        push(&mut backlog, 31);
+        push_n(&mut backlog, 31);
         assert!(backlog.has_room(16));
-        push(&mut backlog, 1);
+        push_n(&mut backlog, 1);
         assert!(!backlog.has_room(16));
         assert!(backlog.has_room(256));
     }
@@ -149,9 +137,79 @@ mod tests {
     #[test]
     fn batches_count_in_the_read_ahead() {
         let mut backlog = Backlog::new(4, 10);
-        push(&mut backlog, 79);
+        push_n(&mut backlog, 79);
         assert!(backlog.has_room(4));
-        push(&mut backlog, 1);
+        push_n(&mut backlog, 1);
         assert!(!backlog.has_room(4));
+    }
+
+    /// Every ready record taken (in flight), one at a time.
+    fn take_all(backlog: &mut Backlog) -> Vec<Group<Job>> {
+        std::iter::from_fn(|| backlog.take(1, false)).collect()
+    }
+
+    /// README's bound in records: `concurrency × batch_size × 4`, between 1,024 and 100,000.
+    #[test]
+    fn the_window_holds_its_cap_in_records_and_no_more() {
+        for (concurrency, batch_size, cap) in [(1, 1, 1024), (100, 10, 4000), (1000, 100, 100_000)]
+        {
+            let mut backlog = Backlog::new(concurrency, batch_size);
+            for n in 0..cap as u64 {
+                assert!(
+                    backlog.has_room(concurrency) && !backlog.is_full(),
+                    "{n} of {cap}"
+                );
+                push(&mut backlog, n, 1, None);
+                take_all(&mut backlog);
+            }
+            assert!(backlog.is_full() && !backlog.has_room(concurrency), "{cap}");
+            assert_eq!(backlog.len(), cap);
+        }
+    }
+
+    /// Only the settled prefix leaves, and the bytes it held are given back.
+    #[test]
+    fn the_window_holds_64_mib_of_records_at_most_and_settling_frees_them() {
+        const MIB_64: usize = 64 << 20;
+        let mut backlog = Backlog::new(4, 1);
+        push(&mut backlog, 1, MIB_64 - 1, Some(7));
+        push(&mut backlog, 2, 0, Some(7));
+        let first = take_all(&mut backlog);
+        assert_eq!(first.len(), 1, "the second waits behind the first's key");
+        assert!(backlog.has_room(4), "one byte short of the bound");
+        backlog.push_settled(Entry::Record(meta_of_size(1)), Ack::Delivered);
+        assert!(!backlog.has_room(4), "at the bound");
+        assert_eq!(backlog.len(), 3);
+        assert!(backlog.pop_settled().is_none(), "the oldest is in flight");
+        let first = first.into_iter().next().unwrap();
+        backlog.settle(first, &Acks::All(Ack::Delivered));
+        let second = take_all(&mut backlog);
+        assert_eq!(second.len(), 1, "its key was released");
+        let (entry, ack) = backlog.pop_settled().unwrap();
+        assert_eq!((entry.size(), ack), (MIB_64 - 1, Ack::Delivered));
+        assert!(backlog.has_room(4) && backlog.pop_settled().is_none());
+        backlog.settle(
+            second.into_iter().next().unwrap(),
+            &Acks::All(Ack::Delivered),
+        );
+        assert_eq!(backlog.pop_settled().unwrap().0.size(), 0);
+        assert_eq!(backlog.pop_settled().unwrap().0.size(), 1);
+        assert!(backlog.is_empty() && backlog.pop_settled().is_none());
+        assert_eq!(backlog.bytes, 0);
+    }
+
+    fn meta_of_size(size: usize) -> RecordMeta {
+        RecordMeta {
+            label: RecordLabel {
+                message_id: 0,
+                row_num: None,
+            },
+            op: "".into(),
+            stream: "s".into(),
+            scope: 0,
+            data: None,
+            size,
+            unreadable_rows_before: 0,
+        }
     }
 }
