@@ -115,6 +115,15 @@ mod tests {
         Signer::from_config(&config).unwrap().unwrap()
     }
 
+    /// A dry run shows one signature placeholder per secret, never a signature.
+    #[test]
+    fn shown_has_one_placeholder_per_secret() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let shown = signer(&[secret, secret]).shown();
+        let expected = ", webhook-timestamp: <now>, webhook-signature: v1,<hmac> v1,<hmac>";
+        assert_eq!(shown, expected);
+    }
+
     #[test]
     fn matches_the_spec_reference_vector() {
         let signer = signer(&["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]);
