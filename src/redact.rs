@@ -289,6 +289,12 @@ mod tests {
         scrubber
     }
 
+    /// Config types print their secrets as `<redacted>` in `Debug` output.
+    #[test]
+    fn redacted_debug_shows_the_placeholder_only() {
+        assert_eq!(format!("{:?}", Redacted("hunter2")), "<redacted>");
+    }
+
     #[test]
     fn scrubs_every_secret_and_keeps_the_rest() {
         let s = scrubber(&["abc", "abcdef"]);
