@@ -334,6 +334,8 @@ mod tests {
             "https://h/a?x=1&token=<redacted>&Access_Token=<redacted>&sig=<redacted>&flag&empty=&X-Amz-Signature=<redacted>#f"
         );
         assert_eq!(shown_url("http://h/"), "http://h/");
+        // An empty credential-like value is no secret: shown as it is, not as if one were set.
+        assert_eq!(shown_url("http://h/?token=&a=1"), "http://h/?token=&a=1");
         // A user name alone is a credential too (an API key as the user name).
         assert_eq!(shown_url("https://sk_live_x@h/a"), "https://h/a");
         let url = url::Url::parse("https://h/?api_key=a%2Fb+c&page=2&sig=").unwrap();
