@@ -313,6 +313,9 @@ mod tests {
         ] {
             assert_eq!(s.scrub(&format!("<{echoed}>")), "<<redacted>>", "{echoed}");
         }
+        // Lower-case hex lowers the escapes' digits only, not the secret's own letters.
+        let s = scrubber(&["Key/Z"]);
+        assert_eq!(s.scrub("<Key%2fZ>"), "<<redacted>>");
     }
 
     #[test]
