@@ -295,6 +295,21 @@ mod tests {
         assert_eq!(format!("{:?}", Redacted("hunter2")), "<redacted>");
     }
 
+    /// An unvalidated config's secrets are found by field name at any depth, in strings and
+    /// arrays of strings, and nothing else is taken for one.
+    #[test]
+    fn a_raw_configs_secrets_are_found_wherever_they_sit_and_only_they() {
+        let raw = serde_json::json!({
+            "url": "http://h", "auth": {"token": "t1", "id": "i"},
+            "signing_secrets": ["s1", "s2"], "headers": [{"password": "p", "x": "y"}],
+            "other": ["o"], "secret": 5
+        });
+        let mut found = secrets_in_raw_config(&raw);
+        found.sort();
+        assert_eq!(found, ["p", "s1", "s2", "t1"]);
+        assert_eq!(FreeText::from("plain").to_string(), "plain");
+    }
+
     #[test]
     fn scrubs_every_secret_and_keeps_the_rest() {
         let s = scrubber(&["abc", "abcdef"]);
