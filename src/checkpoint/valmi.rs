@@ -258,6 +258,16 @@ mod tests {
         v
     }
 
+    /// An interrupted run reports a STATE only once a record settled (`has_progress`):
+    /// nothing settled, nothing to report.
+    #[test]
+    fn progress_is_a_settled_record() {
+        let mut c = ValmiCheckpoints::new(4, 2, None, None);
+        assert!(!c.has_progress());
+        c.settled(record(1, "upsert"), Ack::Delivered, &mut Vec::new());
+        assert!(c.has_progress());
+    }
+
     #[test]
     fn reproduces_the_original_cadence() {
         let golden: Vec<Value> =
