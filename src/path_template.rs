@@ -119,6 +119,11 @@ mod tests {
             join(&endpoint, "?a=b").unwrap().as_str(),
             "http://h/x?own=1&a=b"
         );
+        // A rendered `?` with nothing after it adds nothing, not a dangling `&`.
+        assert_eq!(
+            join(&endpoint, "/y?").unwrap().as_str(),
+            "http://h/x/y?own=1"
+        );
         let bare = Url::parse("http://h").unwrap();
         assert_eq!(join(&bare, "/c?d=1").unwrap().as_str(), "http://h/c?d=1");
         assert!(join(&endpoint, "/y#f").is_err());
