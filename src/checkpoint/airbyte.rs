@@ -178,6 +178,28 @@ mod tests {
         Entry::State(serde_json::from_str(json).unwrap(), scope)
     }
 
+    /// Rejected records are WARNs one by one up to `MAX_REJECTION_LOGS`; the rest are counted
+    /// and told in one WARN at the end, once.
+    #[test]
+    fn rejections_past_the_cap_are_counted_in_one_warn() {
+        let mut c = AirbyteCheckpoints::default();
+        let mut out = Vec::new();
+        for _ in 0..MAX_REJECTION_LOGS + 3 {
+            c.settled(
+                record(0),
+                Ack::Rejected(Rejection::MissingValmiMeta),
+                &mut out,
+            );
+        }
+        assert_eq!(out.len() as u64, MAX_REJECTION_LOGS);
+        c.finish(&mut out);
+        c.finish(&mut out);
+        assert_eq!(out.len() as u64, MAX_REJECTION_LOGS + 1);
+        let told = out.last().unwrap().to_value();
+        let says = "3 more records were rejected (not logged one by one)";
+        assert_eq!(told["log"]["message"], says);
+    }
+
     #[test]
     fn echoes_states_with_counts_per_scope() {
         let mut c = AirbyteCheckpoints::default();
