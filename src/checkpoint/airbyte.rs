@@ -179,11 +179,13 @@ mod tests {
     }
 
     /// Rejected records are WARNs one by one up to `MAX_REJECTION_LOGS`; the rest are counted
-    /// and told in one WARN at the end, once.
+    /// and told in one WARN at the end, once (and none when there are none).
     #[test]
     fn rejections_past_the_cap_are_counted_in_one_warn() {
         let mut c = AirbyteCheckpoints::default();
         let mut out = Vec::new();
+        c.finish(&mut out);
+        assert!(out.is_empty(), "nothing to tell");
         for _ in 0..MAX_REJECTION_LOGS + 3 {
             c.settled(
                 record(0),
