@@ -14,9 +14,9 @@
 #                  the change has more, one shard of them, chosen by the commit, so CI time stays
 #                  bounded whatever the change's size and successive commits cover different ones.
 #   --fast-first   two passes: every mutant against the library's unit tests alone (`--lib`: one
-#                  test binary to rebuild, ~10 s a mutant instead of ~2 min), then only that
-#                  pass's survivors against the whole suite (`--iterate`, which skips what the
-#                  first pass caught or found unviable). The figures are the whole suite's.
+#                  test binary to rebuild, 10-30 s a mutant here instead of minutes), then only
+#                  that pass's survivors against the whole suite (`--iterate`, which skips what
+#                  the first pass caught or found unviable). The figures are the whole suite's.
 #
 # Prints caught / missed / timeout / unviable per file, then every missed mutant. Mutants are
 # applied in place (this tree's own target/ is reused, so each is an incremental build), and the
