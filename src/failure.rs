@@ -87,3 +87,50 @@ impl From<Failure> for Fatal {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label() -> RecordLabel {
+        RecordLabel {
+            message_id: 7,
+            row_num: Some(7),
+        }
+    }
+
+    /// Retries spent is worth a later run (`transient_error`); anything else is the settings'
+    /// fault. `internal_message` carries the figures behind the message.
+    #[test]
+    fn each_failure_has_its_type_and_figures() {
+        let gave_up = Fatal::from(Failure::GaveUp {
+            endpoint: "http://h/".into(),
+            label: label(),
+            attempts: 4,
+            max_retries: 3,
+            reason: "timed out".into(),
+        });
+        assert_eq!(gave_up.failure_type, FailureType::TransientError);
+        assert_eq!(gave_up.internal.as_str(), "max_retries=3");
+        let refused = Fatal::from(Failure::Refused {
+            endpoint: "http://h/".into(),
+            status: 422,
+            label: label(),
+            records: 2,
+            excerpt: String::new(),
+        });
+        assert_eq!(refused.failure_type, FailureType::ConfigError);
+        assert_eq!(refused.internal.as_str(), "status=422 records=2");
+        let redirect = Fatal::from(Failure::Redirect {
+            endpoint: "http://h/".into(),
+            status: 301,
+            label: label(),
+            to: "http://i/".into(),
+        });
+        assert_eq!(
+            redirect.internal.as_str(),
+            "record _valmi_row_num=7 status=301"
+        );
+        assert_eq!(Fatal::from(Failure::Unsent).internal.as_str(), "");
+    }
+}
