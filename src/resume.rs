@@ -117,6 +117,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The `--state` file as given: a checkpoint in it is where the run resumes; an empty
+    /// file starts fresh.
+    #[test]
+    fn reads_the_state_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, r#"{"_valmi_meta":{"chunk_id":3}}"#).unwrap();
+        assert_eq!(read(&path).unwrap().chunk_id, Some(3));
+        std::fs::write(&path, "\n").unwrap();
+        assert_eq!(read(&path).unwrap(), Resume::default());
+    }
+
     #[test]
     fn reads_all_three_shapes() {
         assert_eq!(
