@@ -360,6 +360,7 @@ mod tests {
         for data in [
             r#"{"a":1}"#,
             r#"{ "a" : 1 , "b":[1,{"c":"}"}] }"#,
+            r#"{ "a" : {} }"#,
             "{\n\t\"a\":\"x\\\"y\"\r\n}",
             r#"{"a\"b":1,"c":2}"#,
             r#"{"\u0061":1}"#,
@@ -392,6 +393,13 @@ mod tests {
                 assert_eq!(keys(&r.fields), keys(&expected), "{line}");
             }
         }
+    }
+
+    /// Only a RECORD is a record, whatever other fields a message carries.
+    #[test]
+    fn a_state_with_a_record_field_is_a_state() {
+        let line = br#"{"type":"STATE","state":{"a":1},"record":{"stream":"s","data":{"x":1}}}"#;
+        assert!(matches!(parse_line(line), Ok(Parsed::State(_))));
     }
 
     #[test]
