@@ -156,7 +156,7 @@ fn definition_problems<'a>(
         .map(|r| format!("request.content_type is {}, the top-level request's is {}: one connection sends one content type", r.content_type.as_str(), top_type.as_str()));
     let own = object_config(config, object);
     let definitions = match object.request.is_some() || !object.routes.is_empty() {
-        true => crate::validate::definition_problems(&own),
+        true => crate::routes::problems(&own),
         false => Vec::new(),
     };
     let keys = object

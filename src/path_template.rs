@@ -6,29 +6,10 @@
 //! read as `.`/`..` segments even percent-encoded) is refused. The scheme, host and port are the
 //! endpoint's: only the path and query of a copy of it are set.
 
-use minijinja::{AutoEscape, Error, ErrorKind, Value};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use minijinja::{AutoEscape, Value};
 use url::Url;
 
 use crate::template::{CompileError, Compiled, RenderError, RECORD_CONTEXT};
-
-/// Everything but RFC 3986's unreserved characters is encoded.
-const VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// A value inserted into a URL: percent-encoded, or an error when it is only dots.
-pub fn escape(value: &str) -> Result<String, Error> {
-    if !value.is_empty() && value.bytes().all(|b| b == b'.') {
-        return Err(Error::new(
-            ErrorKind::InvalidOperation,
-            format!("the value '{value}' would be a '.' or '..' path segment"),
-        ));
-    }
-    Ok(utf8_percent_encode(value, VALUE).to_string())
-}
 
 /// A compiled path template.
 pub struct PathTemplate(Compiled);

@@ -164,16 +164,61 @@ fn definition(
     })
 }
 
-/// What is wrong with the request definitions: a template that does not compile (with its
-/// line and column), or a route the method or batching cannot carry.
+/// What is wrong with a request definition (the top-level one, or a destination object's: the
+/// connection with the object's request and routes): a template that does not compile (with its
+/// line and column), or a request or route the method or batching cannot carry.
 pub fn problems(config: &Config) -> Vec<String> {
-    let mut problems: Vec<String> = Routes::compile(config)
-        .err()
-        .map(|e| e.to_string())
-        .into_iter()
-        .collect();
+    let mut problems = request_problems(config);
+    problems.extend(Routes::compile(config).err().map(|e| e.to_string()));
     for (op, route) in config.routes.iter() {
         problems.extend(route_problem(route, config).map(|p| format!("routes.{op}: {p}")));
+    }
+    problems
+}
+
+/// What is wrong with `request`: a template the method or batching cannot carry.
+fn request_problems(config: &Config) -> Vec<String> {
+    use crate::config::{ContentType, Method};
+    let mut problems = Vec::new();
+    let Some(request) = &config.request else {
+        return problems;
+    };
+    for (field, set) in [
+        ("request.path", request.path.is_some()),
+        ("request.headers", !request.headers.is_empty()),
+    ] {
+        if set && config.batch_size > 1 {
+            problems.push(format!(
+                "{field}: differs per record; batch_size is {}, it must be 1",
+                config.batch_size
+            ));
+        }
+    }
+    if let Some(batch_body) = &request.batch_body {
+        problems.extend(
+            crate::template::BatchTemplate::compile(batch_body)
+                .err()
+                .map(|e| e.to_string()),
+        );
+        if config.batch_size < 2 {
+            problems
+                .push("request.batch_body: frames a batch; batch_size must be more than 1".into());
+        }
+    }
+    if request.body.is_none() {
+        if request.content_type != ContentType::Json {
+            problems.push("request.content_type: needs request.body (the envelope is JSON)".into());
+        }
+        return problems;
+    }
+    if config.method == Method::Get {
+        problems.push("request.body: GET sends no body; use POST, PUT or PATCH".into());
+    }
+    if config.batch_size > 1 && request.content_type != ContentType::Json {
+        problems.push(format!(
+            "request.content_type: batch_size {} sends a JSON array of bodies; only application/json can be batched",
+            config.batch_size
+        ));
     }
     problems
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::Digest;
 
 use crate::json_value::{from_json, from_serde, lazy_object};
@@ -357,6 +358,25 @@ impl Object for Records {
     }
 }
 
+/// Everything but RFC 3986's unreserved characters is encoded.
+const VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A value inserted into a URL (`request.path`, see [`crate::path_template`]): percent-encoded,
+/// or an error when it is only dots.
+fn url_value(value: &str) -> Result<String, Error> {
+    if !value.is_empty() && value.bytes().all(|b| b == b'.') {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("the value '{value}' would be a '.' or '..' path segment"),
+        ));
+    }
+    Ok(utf8_percent_encode(value, VALUE).to_string())
+}
+
 /// Writes a value as the template's content type requires (see the module's doc).
 fn format_value(out: &mut Output, state: &State, value: &Value) -> Result<(), Error> {
     let json = state.auto_escape() == AutoEscape::Custom("json");
@@ -374,7 +394,7 @@ fn format_value(out: &mut Output, state: &State, value: &Value) -> Result<(), Er
     let text = match state.auto_escape() {
         _ if value.is_safe() => value.to_string(),
         AutoEscape::Custom("json") => json_text(value)?,
-        AutoEscape::Custom("url") => crate::path_template::escape(&value.to_string())?,
+        AutoEscape::Custom("url") => url_value(&value.to_string())?,
         AutoEscape::Custom("form") => {
             form_urlencoded::byte_serialize(value.to_string().as_bytes()).collect()
         }

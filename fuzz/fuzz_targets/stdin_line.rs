@@ -6,26 +6,27 @@
 
 use destination_webhook::catalog::{AirbyteStream, MappingEntry, ValmiCatalog};
 use destination_webhook::dialect::{airbyte::Airbyte, valmi::Valmi, Dialect};
-use destination_webhook::config::ContentType;
-use destination_webhook::encoder::{Encoder, Templates};
-use destination_webhook::endpoint::Endpoint;
+use destination_webhook::config::{Config, ContentType};
+use destination_webhook::encoder::Encoder;
+use destination_webhook::routes::Routes;
 use destination_webhook::shape::Shape;
-use destination_webhook::idempotency::RunScope;
 use destination_webhook::protocol::{parse_line, Parsed, RawObject};
 use serde_json::value::RawValue;
 use libfuzzer_sys::fuzz_target;
 
 fn dialects() -> Vec<Dialect> {
     let mut out = Vec::new();
+    let config: Config = serde_json::from_value(serde_json::json!({
+        "url": "http://127.0.0.1:1/hook?x=1", "run_time_args": {"run_id": "run"}})).unwrap();
     for shape in [Shape::Json { batched: false, gzip: false, content_type: ContentType::Json }, Shape::Query] {
-        let wire = || Encoder::new(shape, Endpoint::parse("http://127.0.0.1:1/hook?x=1").unwrap().url().clone(), Templates::default());
+        let wire = || Encoder::new(shape, config.url.url().clone(), Routes::compile(&config).unwrap());
         let catalog = ValmiCatalog {
             sync_mode: "mirror".into(),
             mapping: vec![MappingEntry { stream: "id".into(), sink: "id".into() }, MappingEntry { stream: "a".into(), sink: "b".into() }],
             id_key: Some("id".into()),
         };
-        out.push(Dialect::Valmi(Valmi::new(wire(), catalog, RunScope::Run("run".into()), Some(3))));
-        let stream = AirbyteStream { name: "s".into(), namespace: None, sync_mode: "append_dedup".into(), primary_key: vec![vec!["id".into()], vec!["o".into(), "k".into()]] };
+        out.push(Dialect::Valmi(Valmi::new(wire(), catalog, &config, Some(3))));
+        let stream = AirbyteStream { name: "s".into(), namespace: None, sync_mode: "append_dedup".into(), primary_key: vec![vec!["id".into()], vec!["o".into(), "k".into()]], destination_object_name: None, object: 0, refresh: Default::default() };
         out.push(Dialect::Airbyte(Airbyte::new(wire(), vec![stream])));
     }
     out
