@@ -245,7 +245,11 @@ fn route_problem(route: &Route, config: &Config) -> Option<String> {
             config.batch_size
         ));
     }
-    if route.method == Some(RouteMethod::Get) && route.body.is_some() {
+    let gets = match route.method {
+        Some(method) => method == RouteMethod::Get,
+        None => config.method == crate::config::Method::Get,
+    };
+    if gets && route.body.is_some() {
         return Some("GET sends the record in its query, not a body".into());
     }
     if sends_body && config.method == crate::config::Method::Get {

@@ -200,6 +200,10 @@ fn routes_the_config_cannot_carry_are_refused_before_anything_is_sent() {
             "GET sends the record in its query",
         ),
         (
+            json!({"method": "GET", "routes": {"upsert": {"body": "{}"}}}),
+            "routes.upsert: GET sends the record in its query",
+        ),
+        (
             json!({"routes": {"upsert": {"path": "/x/{{ record.id }"}}}),
             "routes.upsert.path",
         ),
