@@ -104,7 +104,7 @@ fn render(
     let mut encoder = compile(config, request).map_err(|e| failed(e.to_string()))?;
     let key = crate::idempotency::refresh(&stream.name, stream.refresh.generation_id);
     let idempotency_key: HeaderValue = encoder.key_header(key);
-    let sync_id = stream.refresh.sync_id.map(serde_json::Value::from);
+    let sync_id = stream.refresh.sync_id.map(minijinja::Value::from);
     let facts = Facts {
         op: AS_OPERATION,
         stream: &stream.name,

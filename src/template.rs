@@ -21,7 +21,7 @@ use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, Undefi
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::Digest;
 
-use crate::json_value::{from_json, from_serde, lazy_object};
+use crate::json_value::{from_json, lazy_object};
 
 use crate::config::ContentType;
 
@@ -101,8 +101,9 @@ pub struct Facts<'a> {
     /// has a key.
     pub primary_key: Option<&'a str>,
     /// What identifies the run and the sync, as the orchestrator gave them.
-    pub run_id: Option<&'a serde_json::Value>,
-    pub sync_id: Option<&'a serde_json::Value>,
+    /// Template values already: made once per run (or stream), not per record.
+    pub run_id: Option<&'a Value>,
+    pub sync_id: Option<&'a Value>,
     pub activation: Activation<'a>,
 }
 
@@ -287,8 +288,8 @@ pub fn context(record: String, envelope: Option<&str>, facts: &Facts<'_>) -> Val
         sync_mode => facts.sync_mode,
         idempotency_key => facts.idempotency_key.to_str().unwrap_or_default(),
         primary_key => facts.primary_key.map(from_json),
-        run_id => facts.run_id.map(from_serde),
-        sync_id => facts.sync_id.map(from_serde),
+        run_id => facts.run_id.cloned(),
+        sync_id => facts.sync_id.cloned(),
         generation_id => facts.activation.refresh.generation_id,
         minimum_generation_id => facts.activation.refresh.minimum_generation_id,
         // A list whatever came, so `{% for change in changes %}` needs no guard.

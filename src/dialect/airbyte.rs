@@ -26,8 +26,8 @@ struct Stream {
     refresh: Refresh,
     /// The destination object its records go to (an index into the encoder's objects).
     object: usize,
-    /// Airbyte's `sync_id` as templates see it (Valmi's is a string, so a JSON value).
-    sync_id: Option<Value>,
+    /// Airbyte's `sync_id` as templates see it.
+    sync_id: Option<minijinja::Value>,
 }
 
 pub struct Airbyte {
@@ -117,7 +117,7 @@ impl Airbyte {
                 primary_key: s.primary_key,
                 refresh: s.refresh,
                 object: s.object,
-                sync_id: s.refresh.sync_id.map(Value::from),
+                sync_id: s.refresh.sync_id.map(minijinja::Value::from),
             });
         }
         this

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::encoder::Encoder;
 use crate::envelope::{json_name, Envelope, RawFields};
 use crate::idempotency::{self, RunScope, ValmiRow};
+use crate::json_value::from_serde;
 use crate::protocol::{InputRecord, RawObject, Text};
 use crate::rejection::Rejection;
 use crate::shape::Payload;
@@ -30,8 +31,8 @@ pub struct Valmi {
     serialize_all: bool,
     run_scope: RunScope,
     /// `run_time_args`' run and sync, as templates see them.
-    run_id: Option<serde_json::Value>,
-    sync_id: Option<serde_json::Value>,
+    run_id: Option<minijinja::Value>,
+    sync_id: Option<minijinja::Value>,
     /// Rows up to here were delivered by an earlier attempt of this run.
     resume_after_row: Option<u64>,
     rows: RowOrder,
@@ -121,8 +122,8 @@ impl Valmi {
     ) -> Self {
         let args = config.run_time_args.as_ref();
         Valmi {
-            run_id: args.and_then(|a| a.run_id.clone()),
-            sync_id: args.and_then(|a| a.sync_id.clone()),
+            run_id: args.and_then(|a| a.run_id.as_ref()).map(from_serde),
+            sync_id: args.and_then(|a| a.sync_id.as_ref()).map(from_serde),
             encoder,
             serialize_all: catalog.id_key.is_none() && mode_needs_order(&catalog.sync_mode),
             sync_mode: catalog.sync_mode,
