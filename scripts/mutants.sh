@@ -3,8 +3,8 @@
 # one operator, constant or function body, rebuilds, and runs the whole test suite; a mutant no
 # test notices ("missed") is behaviour nothing pins down.
 #
-# usage: scripts/mutants.sh [--file PATH]... [--shard K/N] [--in-diff REV [--max M]] [--fast-first]
-#                           [-- extra args]
+# usage: scripts/mutants.sh [--file PATH]... [--shard K/N] [--in-diff REV [--max M]] [--fast-first
+#                           [--suite TEST,...]] [-- extra args]
 #   (no option)    every mutant of the correctness modules: hours on 2 cores; split it with --shard.
 #   --file PATH    only these files (repeatable; globs as cargo-mutants takes them), e.g. one
 #                  feature's modules before its issue is called resolved.
@@ -17,6 +17,9 @@
 #                  test binary to rebuild, 10-30 s a mutant here instead of minutes), then only
 #                  that pass's survivors against the whole suite (`--iterate`, which skips what
 #                  the first pass caught or found unviable). The figures are the whole suite's.
+#   --suite T,...  with --fast-first: pass 2 runs only these integration tests (`tests/T.rs`),
+#                  the ones that exercise the files, instead of the whole suite (minutes a
+#                  mutant here). Its misses are an upper bound: a test outside T might catch them.
 #
 # Prints caught / missed / timeout / unviable per file, then every missed mutant. Mutants are
 # applied in place (this tree's own target/ is reused, so each is an incremental build), and the
@@ -31,6 +34,7 @@ shard=""
 base=""
 max=4
 fast_first=""
+suite=""
 only=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -39,8 +43,9 @@ while [ $# -gt 0 ]; do
     --max) max=$2; shift 2 ;;
     --file) only+=("$2"); shift 2 ;;
     --fast-first) fast_first=1; shift ;;
+    --suite) suite=$2; shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "mutants.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -97,8 +102,16 @@ if [ -n "$fast_first" ]; then
   mutants "${args[@]}" --test-workspace=false --cargo-arg=--lib "$@"
   # --iterate lists pass 1's unviable mutants among the caught: keep them apart for the table.
   cp target/mutants/mutants.out/unviable.txt target/mutants/unviable-pass1.txt
-  echo "mutants.sh: pass 2 of 2, the survivors of pass 1 against the whole suite" >&2
-  mutants "${args[@]}" --test-workspace=true --iterate "$@"
+  if [ -n "$suite" ]; then
+    echo "mutants.sh: pass 2 of 2, the survivors of pass 1 against tests/{$suite}.rs" >&2
+    targets=()
+    IFS=, read -ra names <<< "$suite"
+    for name in "${names[@]}"; do targets+=("--cargo-arg=--test=$name"); done
+    mutants "${args[@]}" --test-workspace=false "${targets[@]}" --iterate "$@"
+  else
+    echo "mutants.sh: pass 2 of 2, the survivors of pass 1 against the whole suite" >&2
+    mutants "${args[@]}" --test-workspace=true --iterate "$@"
+  fi
 else
   rm -f target/mutants/unviable-pass1.txt
   mutants "${args[@]}" --test-workspace=true "$@"
