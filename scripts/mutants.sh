@@ -64,12 +64,12 @@ files=(
   'src/checkpoint/*.rs' 'src/dialect/*.rs' 'src/delivery/*.rs' src/sink.rs src/outbox.rs
 )
 [ ${#only[@]} -gt 0 ] && files=("${only[@]}")
+mkdir -p target
 args=(--in-place --no-shuffle --output target/mutants --timeout 240)
 for f in "${files[@]}"; do args+=(--file "$f"); done
 
 if [ -n "$base" ]; then
   diff_file=target/mutants-change.diff
-  mkdir -p target
   git diff "$base" -- src > "$diff_file"
   # The suite has just passed in CI's test step: no baseline run before the mutants.
   args+=(--in-diff "$diff_file" --baseline skip)
