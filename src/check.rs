@@ -1,6 +1,7 @@
-//! `check`: proves the endpoint can be reached (DNS, TCP, TLS with certificate validation)
-//! without delivering anything, and says in one sentence what is wrong when it cannot. Every
-//! step shares one deadline: the whole check ends within `timeout_seconds`.
+//! `check`: proves the templates can make a request ([`crate::sample`]) and the endpoint can be
+//! reached (DNS, TCP, TLS with certificate validation) without delivering anything, and says in
+//! one sentence what is wrong when it cannot. Every step shares one deadline: the whole check
+//! ends within `timeout_seconds`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -23,6 +24,25 @@ const AFTER_HANDSHAKE: Duration = Duration::from_millis(300);
 /// endpoint's certificate is verified through the proxy's tunnel, as the client does. Nothing is
 /// sent beyond that, so through a proxy to a plain-http endpoint only the proxy is proved.
 pub async fn check(config: &Config) -> Result<String, String> {
+    let samples = crate::sample::render_samples(config);
+    if !samples.failures.is_empty() {
+        return Err(format!(
+            "a sample record cannot be sent: {}",
+            samples.failures.join("; ")
+        ));
+    }
+    let message = probe(config).await?;
+    Ok(match samples.notes.is_empty() {
+        true => message,
+        false => format!(
+            "{message}; note: a sample record whose fields are the text \"1\" did not render, which a real record may: {}",
+            samples.notes.join("; ")
+        ),
+    })
+}
+
+/// The endpoint reached, and an OAuth2 token got when the config has that auth.
+async fn probe(config: &Config) -> Result<String, String> {
     let deadline = Instant::now() + config.timeout();
     let reached = reach_endpoint(config).await?;
     let Some(tokens) = TokenSource::from_config(config)? else {

@@ -46,6 +46,10 @@ impl HeaderTemplates {
         self.0.iter().any(|(_, template)| template.reads(name))
     }
 
+    pub(crate) fn compiled(&self) -> impl Iterator<Item = &Compiled> {
+        self.0.iter().map(|(_, template)| template)
+    }
+
     /// The headers for one record, or why it cannot have them.
     pub fn render(&self, context: &Value) -> Result<Vec<(HeaderName, HeaderValue)>, RenderError> {
         self.0

@@ -48,6 +48,7 @@ pub mod refresh;
 pub mod rejection;
 pub mod resume;
 pub mod routes;
+pub mod sample;
 pub mod shape;
 pub mod signals;
 pub mod signing;

@@ -23,6 +23,10 @@ impl PathTemplate {
         self.0.reads(name)
     }
 
+    pub(crate) fn compiled(&self) -> &Compiled {
+        &self.0
+    }
+
     /// `endpoint` with the rendered path appended to its path and the rendered query to its
     /// query (the endpoint's own parameters first).
     pub fn url(&self, endpoint: &Url, context: &Value) -> Result<Url, RenderError> {

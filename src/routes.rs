@@ -39,6 +39,14 @@ impl Definition {
         read || (self.carrier == Carrier::Body && self.body.is_none())
     }
 
+    /// Its templates, body first.
+    pub(crate) fn templates(&self) -> impl Iterator<Item = &crate::template::Compiled> {
+        let body = self.body.as_ref().map(BodyTemplate::compiled);
+        let path = self.path.as_ref().map(PathTemplate::compiled);
+        let headers = self.headers.iter().flat_map(HeaderTemplates::compiled);
+        body.into_iter().chain(path).chain(headers)
+    }
+
     /// Nothing beyond the top-level shape: the record is sent as it is without templates.
     pub fn is_plain(&self) -> bool {
         self.method.is_none()
@@ -93,6 +101,16 @@ impl Routes {
             Some((_, routed)) => routed.as_ref(),
             None => Some(&self.default),
         }
+    }
+
+    /// Every definition a record can get, with an operation that gets it: the top-level
+    /// request (`None`: any operation without a route), then each route that sends.
+    pub fn definitions(&self) -> impl Iterator<Item = (Option<&'static str>, &Definition)> {
+        let routed = self
+            .by_operation
+            .iter()
+            .filter_map(|(op, definition)| Some((Some(*op), definition.as_ref()?)));
+        std::iter::once((None, &self.default)).chain(routed)
     }
 
     /// Whether records are routed by operation at all (the Airbyte dialect then looks for

@@ -189,6 +189,22 @@ impl Compiled {
         self.reads.iter().any(|r| r == name)
     }
 
+    /// The record fields it reads, as dotted paths (`address.city`), each with whether a date
+    /// filter formats it: what a sample record for it must hold.
+    pub fn record_fields(&self) -> Vec<RecordField> {
+        let template = self.env.get_template(KEY).expect("added at compile time");
+        let source = template.source();
+        template
+            .undeclared_variables(true)
+            .into_iter()
+            .filter_map(|name| Some(name.strip_prefix("record.")?.to_string()))
+            .map(|path| RecordField {
+                dated: date_formatted(source, &path),
+                path,
+            })
+            .collect()
+    }
+
     fn refuse_unknown_names(&self, source: &str, known: &[&str]) -> Result<(), CompileError> {
         let mut unknown: Vec<&String> = self
             .reads
@@ -231,6 +247,30 @@ impl Compiled {
     }
 }
 
+/// A record field a template reads.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RecordField {
+    pub path: String,
+    /// Formatted by `datetimeformat`, `dateformat` or `timeformat` somewhere in the template.
+    pub dated: bool,
+}
+
+/// Whether `record.<path>` is piped into a date filter somewhere in `source`.
+fn date_formatted(source: &str, path: &str) -> bool {
+    let reference = format!("record.{path}");
+    source.match_indices(&reference).any(|(at, _)| {
+        let after = &source[at + reference.len()..];
+        let is_whole = !after.starts_with(|c: char| c.is_alphanumeric() || c == '_' || c == '.');
+        let filter = after.trim_start().strip_prefix('|').map(str::trim_start);
+        is_whole
+            && filter.is_some_and(|f| {
+                ["datetimeformat", "dateformat", "timeformat"]
+                    .iter()
+                    .any(|d| f.starts_with(d))
+            })
+    })
+}
+
 /// A compiled body template.
 pub struct BodyTemplate {
     template: Compiled,
@@ -256,6 +296,10 @@ impl BodyTemplate {
 
     pub fn reads(&self, name: &str) -> bool {
         self.template.reads(name)
+    }
+
+    pub(crate) fn compiled(&self) -> &Compiled {
+        &self.template
     }
 
     /// The body for one record, from its [`context`].
@@ -453,7 +497,7 @@ fn line_column(source: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// A render failure; an undefined value is named by the expression that asked for it.
+/// A render failure, with the expression that failed; an undefined value is named by it.
 fn render_error(template: &Name, source: &str, error: &Error) -> RenderError {
     let expression = error.range().and_then(|r| source.get(r));
     match (error.kind(), expression) {
@@ -461,10 +505,16 @@ fn render_error(template: &Name, source: &str, error: &Error) -> RenderError {
             template: template.clone(),
             field: field.trim().to_string(),
         },
-        _ => RenderError::Failed {
-            template: template.clone(),
-            problem: error.detail().unwrap_or("rendering failed").to_string(),
-        },
+        (_, expression) => {
+            let detail = error.detail().unwrap_or("rendering failed");
+            RenderError::Failed {
+                template: template.clone(),
+                problem: match expression.map(str::trim) {
+                    Some(expression) => format!("{detail} (in `{expression}`)"),
+                    None => detail.to_string(),
+                },
+            }
+        }
     }
 }
 
@@ -620,6 +670,27 @@ mod tests {
         assert_eq!(
             indexed.render(bodies()).unwrap(),
             r#"{"first": {"a":1}, "all": [{"a": 1},{"a":"x\"y"}]}"#
+        );
+    }
+
+    #[test]
+    fn record_fields_are_paths_and_say_which_a_date_filter_formats() {
+        let source = r#"{{ record.at | dateformat }} {{ record.atx }} {{ record.a.b|timeformat(format="short") }} {{ record.at2 | lower }} {{ op }}"#;
+        let template = Compiled::new("t", source, AutoEscape::None, RECORD_CONTEXT).unwrap();
+        let mut fields = template.record_fields();
+        fields.sort_by(|a, b| a.path.cmp(&b.path));
+        let field = |path: &str, dated| RecordField {
+            path: path.into(),
+            dated,
+        };
+        assert_eq!(
+            fields,
+            [
+                field("a.b", true),
+                field("at", true),
+                field("at2", false),
+                field("atx", false)
+            ]
         );
     }
 

@@ -246,6 +246,39 @@ fn a_template_that_does_not_compile_fails_check_and_write_with_its_line_and_colu
 }
 
 #[test]
+fn check_renders_a_sample_record_and_fails_a_body_that_is_not_json() {
+    let receiver = Receiver::start_default();
+    let check = |request: serde_json::Value| {
+        let config = config(&receiver.url("/hook"), json!({ "request": request }));
+        let checked = run_check(&config);
+        checked.messages[0]["connectionStatus"].clone()
+    };
+    let broken = check(json!({"body": r#"{"id": {{ record.id }}, "e": "{{ record.em }}""#}));
+    assert_eq!(broken["status"], "FAILED", "{broken}");
+    let message = broken["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("a sample record cannot be sent: request.body"),
+        "{message}"
+    );
+    let good =
+        check(json!({"body": r#"{"id": {{ record.id }}, "at": "{{ record.at | dateformat }}"}"#}));
+    assert_eq!(good["status"], "SUCCEEDED", "{good}");
+    assert!(
+        !good["message"].as_str().unwrap().contains("note"),
+        "{good}"
+    );
+    let guessed = check(json!({"body": r#"{"n": {{ record.n + 1 }}}"#}));
+    assert_eq!(guessed["status"], "SUCCEEDED", "{guessed}");
+    let message = guessed["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("no record was sent; note: a sample record")
+            && message.contains("record.n"),
+        "{message}"
+    );
+    assert_eq!(receiver.request_count(), 0);
+}
+
+#[test]
 fn a_dry_run_shows_the_rendered_request() {
     let receiver = Receiver::start_default();
     let request = json!({"body": r#"{"text": "hello {{ record.em }}"}"#,
