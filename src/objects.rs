@@ -316,6 +316,22 @@ mod tests {
     }
 
     #[test]
+    fn an_object_needs_a_name_and_the_connections_content_type() {
+        let found = problems(&config(json!({"url": "http://h",
+            "request": {"body": "{{ op }}", "content_type": "text/plain"},
+            "objects": [
+                {"name": " ", "request": {"body": "{{ op }}", "content_type": "text/plain"}},
+                {"name": "forms", "request": {"body": "a={{ op }}", "content_type": "application/x-www-form-urlencoded"}}]})));
+        assert_eq!(
+            found,
+            [
+                "objects[0].name is empty",
+                "objects[1]: request.content_type is application/x-www-form-urlencoded, the top-level request's is text/plain: one connection sends one content type"
+            ]
+        );
+    }
+
+    #[test]
     fn routes_offer_the_airbyte_modes_they_send() {
         let routed = config(json!({"url": "http://h", "routes": {
             "append": {"method": "POST"}, "update": {"method": "PATCH"},
