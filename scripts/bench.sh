@@ -25,8 +25,9 @@
 #     the run (from the connector's DESTINATION_WEBHOOK_LIMIT_TRACE), of the last repeat.
 #   --templates: only the request-template rows (issue #16), against the fast receiver: the
 #     envelope and a typical body template (6 fields, one filter) at concurrency 16 batch 1,
-#     and the envelope array and a batch template ({"events": [...]}) at batch 100; each
-#     template row as a ratio of the envelope's records/s in the same repeat.
+#     and at batch 100 the envelope array, a batch template ({"events": [...]}) over the
+#     envelopes, and the same batch template over the body template's bodies; each template
+#     row as a ratio of the envelope's records/s in the same repeat.
 #
 # Prints one table, a table of the yardsticks, then PASS/FAIL per target. Exits 0 even when a
 # target fails (exits non-zero only when a run itself fails), so it can be used to collect
@@ -389,7 +390,8 @@ configs = {
     "envelope c16 b1": {},
     "body template c16 b1": {"request": {"body": body}},
     "envelope c16 b100": {"batch_size": 100},
-    "batch template c16 b100": {"batch_size": 100, "request": {"body": body, "batch_body": batch}},
+    "batch template c16 b100": {"batch_size": 100, "request": {"batch_body": batch}},
+    "body + batch template c16 b100": {"batch_size": 100, "request": {"body": body, "batch_body": batch}},
 }
 for i, (name, extra) in enumerate(configs.items()):
     json.dump({"url": url, "concurrency": 16, **extra}, open(f"{work}/t{i}.cfg", "w"))
@@ -397,7 +399,7 @@ for i, (name, extra) in enumerate(configs.items()):
 PY
   : >"$work/templates.tsv"
   for rep in $(seq 1 "$repeat"); do
-    for i in 0 1 2 3; do
+    for i in 0 1 2 3 4; do
       log "templates: $(cat "$work/t$i.name"), run $rep/$repeat"
       /usr/bin/time -f '%e %M' -o "$work/time" "$bin" write --config "$work/t$i.cfg" --catalog "$work/src.json" \
         --destination_catalog "$work/dest.json" <"$work/r_small.jsonl" >"$work/out.jsonl" 2>"$work/err" \
@@ -417,11 +419,11 @@ for line in open(path):
     runs.setdefault(name, {})[rep] = (n / float(wall), int(rss) / 1024)
 base = {"b1": "envelope c16 b1", "b100": "envelope c16 b100"}
 print(f"\nrequest templates, {n:,} records per row, median of {repeat} (ratio: to the envelope's records/s in the same repeat):")
-print(f"{'case':<26} {'records/s':>10} {'ratio':>6} {'peak RSS MiB':>13}")
+print(f"{'case':<32} {'records/s':>10} {'ratio':>6} {'peak RSS MiB':>13}")
 for name, reps in runs.items():
     own = base[name.split()[-1]]
     ratios = [reps[r][0] / runs[own][r][0] for r in reps]
-    print(f"{name:<26} {statistics.median(v[0] for v in reps.values()):>10,.0f} "
+    print(f"{name:<32} {statistics.median(v[0] for v in reps.values()):>10,.0f} "
           f"{statistics.median(ratios):>6.2f} {statistics.median(v[1] for v in reps.values()):>13.1f}")
 PY
   exit 0
