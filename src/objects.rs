@@ -316,18 +316,24 @@ mod tests {
     }
 
     #[test]
-    fn an_object_needs_a_name_and_the_connections_content_type() {
+    fn an_object_needs_a_name_the_connections_content_type_and_routes_that_compile() {
         let found = problems(&config(json!({"url": "http://h",
             "request": {"body": "{{ op }}", "content_type": "text/plain"},
             "objects": [
                 {"name": " ", "request": {"body": "{{ op }}", "content_type": "text/plain"}},
-                {"name": "forms", "request": {"body": "a={{ op }}", "content_type": "application/x-www-form-urlencoded"}}]})));
+                {"name": "forms", "request": {"body": "a={{ op }}", "content_type": "application/x-www-form-urlencoded"}},
+                {"name": "routed", "routes": {"delete": {"method": "DELETE", "path": "/{{ recrod.id }}"}}}]})));
+        assert_eq!(found.len(), 3, "{found:?}");
         assert_eq!(
-            found,
+            found[..2],
             [
                 "objects[0].name is empty",
-                "objects[1]: request.content_type is application/x-www-form-urlencoded, the top-level request's is text/plain: one connection sends one content type"
+                "objects[1]: request.content_type is application/x-www-form-urlencoded, the top-level request's is text/plain: one connection sends one content type",
             ]
+        );
+        assert!(
+            found[2].starts_with("objects[2]: routes.delete.path: 'recrod' is not defined"),
+            "{found:?}"
         );
     }
 
