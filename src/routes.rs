@@ -275,3 +275,227 @@ fn route_problem(route: &Route, config: &Config) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn found(config: Value) -> Vec<String> {
+        let mut config = config;
+        config["url"] = json!("http://h/hook");
+        problems(&serde_json::from_value(config).unwrap())
+    }
+
+    const PER_RECORD: &str = "differs per record; batch_size is 2, it must be 1";
+    const TEXT_BODY: &str = "{{ op }}";
+
+    fn compiled(config: Value) -> Routes {
+        let mut config = config;
+        config["url"] = json!("http://h/hook");
+        Routes::compile(&serde_json::from_value(config).unwrap()).unwrap()
+    }
+
+    fn name(template: Option<&crate::template::Compiled>) -> Option<&str> {
+        template.map(|t| &*t.name)
+    }
+
+    #[test]
+    fn each_operation_gets_its_route_with_the_top_levels_parts_where_it_has_none() {
+        let request = json!({"body": "{}", "path": "/top", "headers": ["X-Top: 1"]});
+        let routes = json!({"delete": {"method": "DELETE"}, "update": {"method": "PATCH"},
+            "create": {"method": "DELETE", "body": "{}"}, "append": {"skip": true},
+            "upsert": {"method": "GET", "path": "/own"}});
+        let routes = compiled(json!({"request": request, "routes": routes}));
+        assert!(routes.by_operation() && !routes.is_plain());
+        assert!(routes.definition("append").is_none());
+        let delete = routes.definition("delete").unwrap();
+        assert_eq!(
+            (delete.method.clone(), delete.carrier),
+            (Some(Method::DELETE), Carrier::Nothing)
+        );
+        assert!(delete.body.is_none(), "DELETE does not inherit the body");
+        assert_eq!(
+            name(delete.path.as_ref().map(|p| p.compiled())),
+            Some("request.path")
+        );
+        let headers = delete
+            .headers
+            .as_ref()
+            .map(|h| h.compiled().next().unwrap());
+        assert_eq!(name(headers), Some("request.headers"));
+        let update = routes.definition("update").unwrap();
+        assert_eq!(update.carrier, Carrier::Body);
+        assert_eq!(
+            name(update.body.as_ref().map(|b| b.compiled())),
+            Some("request.body")
+        );
+        let create = routes.definition("create").unwrap();
+        assert_eq!(create.carrier, Carrier::Body);
+        assert_eq!(
+            name(create.body.as_ref().map(|b| b.compiled())),
+            Some("routes.create.body")
+        );
+        let upsert = routes.definition("upsert").unwrap();
+        assert_eq!(upsert.carrier, Carrier::Query);
+        assert!(upsert.body.is_none(), "GET does not inherit the body");
+        assert_eq!(
+            name(upsert.path.as_ref().map(|p| p.compiled())),
+            Some("routes.upsert.path")
+        );
+        let other = routes.definition("update_or_not").unwrap();
+        assert!(other.method.is_none() && other.carrier == Carrier::Body);
+        assert_eq!(
+            name(other.body.as_ref().map(|b| b.compiled())),
+            Some("request.body")
+        );
+        let (ops, _): (Vec<_>, Vec<_>) = routes.definitions().unzip();
+        assert_eq!(
+            ops,
+            [
+                None,
+                Some("upsert"),
+                Some("update"),
+                Some("create"),
+                Some("delete")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_record_needs_its_envelope_when_it_is_the_body_or_a_template_reads_it() {
+        let plain = compiled(json!({}));
+        assert!(plain.is_plain() && !plain.by_operation());
+        let default = plain.definition("upsert").unwrap();
+        assert!(default.is_plain() && default.needs_envelope());
+        let top_get = compiled(json!({"method": "GET"}));
+        assert_eq!(
+            top_get.definition("upsert").unwrap().carrier,
+            Carrier::Query
+        );
+        assert!(!top_get.definition("upsert").unwrap().needs_envelope());
+        let needs = |request: Value| {
+            let routes = compiled(json!({ "request": request }));
+            let definition = routes.definition("upsert").unwrap();
+            assert!(!definition.is_plain() && !routes.is_plain(), "{request}");
+            definition.needs_envelope()
+        };
+        assert!(!needs(json!({"body": "{{ record | tojson }}"})));
+        assert!(needs(json!({"body": "{{ envelope | tojson }}"})));
+        assert!(
+            needs(json!({"path": "/{{ op }}"})),
+            "the envelope is the body"
+        );
+        assert!(!needs(json!({"path": "/{{ op }}", "body": "{}"})));
+        assert!(needs(
+            json!({"path": "/{{ envelope._type }}", "body": "{}"})
+        ));
+        assert!(!needs(json!({"headers": ["X: {{ op }}"], "body": "{}"})));
+        assert!(needs(
+            json!({"headers": ["X: {{ envelope._type }}"], "body": "{}"})
+        ));
+        let routed = compiled(
+            json!({"routes": {"delete": {"method": "DELETE", "path": "/{{ envelope._type }}"}}}),
+        );
+        let delete = routed.definition("delete").unwrap();
+        assert!(!delete.is_plain() && delete.needs_envelope());
+        let bare = compiled(json!({"routes": {"delete": {"method": "DELETE", "path": "/x"}}}));
+        assert!(!bare.definition("delete").unwrap().needs_envelope());
+    }
+
+    #[test]
+    fn a_request_its_method_or_batching_cannot_carry_is_refused() {
+        let per_record = json!({"path": "/x", "headers": ["X: 1"]});
+        assert_eq!(
+            found(json!({"request": per_record, "batch_size": 2})),
+            [
+                format!("request.path: {PER_RECORD}"),
+                format!("request.headers: {PER_RECORD}")
+            ]
+        );
+        assert!(found(json!({"request": per_record, "batch_size": 1})).is_empty());
+        let batch = json!({"batch_body": "{{ records | tojson }}"});
+        assert_eq!(
+            found(json!({"request": batch})),
+            ["request.batch_body: frames a batch; batch_size must be more than 1"]
+        );
+        assert!(found(json!({"request": batch, "batch_size": 2})).is_empty());
+        let broken = found(json!({"request": {"batch_body": "[{{ records }"}, "batch_size": 2}));
+        assert!(
+            broken.len() == 1 && broken[0].starts_with("request.batch_body: "),
+            "{broken:?}"
+        );
+        let text = |body: Option<&str>| json!({"body": body, "content_type": "text/plain"});
+        assert_eq!(
+            found(json!({"request": text(None)})),
+            ["request.content_type: needs request.body (the envelope is JSON)"]
+        );
+        assert!(found(json!({"request": {"content_type": "application/json"}})).is_empty());
+        assert_eq!(
+            found(json!({"request": {"body": "{}"}, "method": "GET"})),
+            ["request.body: GET sends no body; use POST, PUT or PATCH"]
+        );
+        assert_eq!(
+            found(json!({"request": text(Some(TEXT_BODY)), "batch_size": 2})),
+            ["request.content_type: batch_size 2 sends a JSON array of bodies; only application/json can be batched"]
+        );
+        assert!(found(json!({"request": text(Some(TEXT_BODY))})).is_empty());
+        assert!(found(json!({"request": {"body": "{}"}, "batch_size": 2})).is_empty());
+    }
+
+    #[test]
+    fn a_skipped_route_has_no_parts_and_a_route_needs_unbatched_records() {
+        let skip = "skip sends nothing; remove its method, path, body and headers";
+        for part in [
+            json!({"method": "DELETE"}),
+            json!({"path": "/x"}),
+            json!({"body": "{}"}),
+            json!({"headers": ["X: 1"]}),
+        ] {
+            let mut route = part.clone();
+            route["skip"] = json!(true);
+            let routes = json!({ "delete": route });
+            assert_eq!(
+                found(json!({ "routes": routes })),
+                [format!("routes.delete: {skip}")],
+                "{part}"
+            );
+        }
+        let skipped = json!({"delete": {"skip": true}});
+        assert!(found(json!({"routes": skipped, "batch_size": 2})).is_empty());
+        let routed = json!({"delete": {"method": "DELETE"}});
+        assert_eq!(
+            found(json!({"routes": routed, "batch_size": 2})),
+            ["routes.delete: a batch is one request for records of any operation; batch_size is 2, it must be 1 (or the route must skip)"]
+        );
+        assert!(found(json!({ "routes": routed })).is_empty());
+    }
+
+    #[test]
+    fn a_route_sends_a_body_only_where_its_method_carries_one() {
+        let under = |method: &str, route: Value| {
+            found(json!({"method": method, "routes": {"update": route}}))
+        };
+        let get_body = ["routes.update: GET sends the record in its query, not a body"];
+        assert_eq!(
+            under("POST", json!({"method": "GET", "body": "{}"})),
+            get_body
+        );
+        assert_eq!(under("GET", json!({"body": "{}"})), get_body);
+        let top_get = ["routes.update: its request has a body, but the top-level method is GET (which sends none): set method to POST, PUT or PATCH"];
+        assert_eq!(under("GET", json!({"method": "PATCH"})), top_get);
+        assert_eq!(
+            under("GET", json!({"method": "DELETE", "body": "{}"})),
+            top_get
+        );
+        assert!(under("GET", json!({"method": "DELETE", "path": "/x"})).is_empty());
+        assert!(under("GET", json!({"method": "GET", "path": "/x"})).is_empty());
+        assert!(under("GET", json!({"path": "/x"})).is_empty());
+        assert!(under("POST", json!({"body": "{}"})).is_empty());
+        let broken = under("POST", json!({"path": "/{{ recrod }}"}));
+        assert!(
+            broken.len() == 1 && broken[0].starts_with("routes.update.path: 'recrod'"),
+            "{broken:?}"
+        );
+    }
+}
