@@ -134,15 +134,7 @@ impl<'de> Visitor<'de> for TemplateValue {
         Ok(Value::from(n))
     }
 
-    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
-        Ok(Value::from(n))
-    }
-
     fn visit_str<E>(self, s: &str) -> Result<Value, E> {
-        Ok(Value::from(s))
-    }
-
-    fn visit_string<E>(self, s: String) -> Result<Value, E> {
         Ok(Value::from(s))
     }
 
@@ -184,6 +176,8 @@ mod tests {
         );
         assert_eq!(value.get_attr("neg").unwrap(), Value::from(-5));
         assert!(from_json("not json").is_undefined());
+        let null = from_json("null");
+        assert!(null.is_none() && !null.is_undefined(), "null is a value");
         assert_eq!(from_serde(&serde_json::json!("r1")), Value::from("r1"));
     }
 

@@ -248,6 +248,9 @@ mod tests {
         assert_eq!(of_schema(&json!({"type": "number"})), json!(1.5));
         assert_eq!(of_schema(&json!({"type": "null"})), Value::Null);
         assert_eq!(of_schema(&json!({"format": "date"})), json!("2024-01-02"));
+        assert_eq!(of_schema(&json!({"type": "string"})), json!("1"));
+        let stamp = json!({"type": "string", "format": "date-time"});
+        assert_eq!(of_schema(&stamp), json!(DATE_TIME));
         assert_eq!(of_schema(&json!({"type": "array"})), json!(["1"]));
         assert_eq!(
             of_schema(&json!({"properties": {"a": {"type": "integer"}}})),
