@@ -258,16 +258,15 @@ pub struct RecordField {
 /// Whether `record.<path>` is piped into a date filter somewhere in `source`.
 fn date_formatted(source: &str, path: &str) -> bool {
     let reference = format!("record.{path}");
+    // `record.at2 | dateformat` is not `record.at`'s: the pipe must follow the path.
     source.match_indices(&reference).any(|(at, _)| {
         let after = &source[at + reference.len()..];
-        let is_whole = !after.starts_with(|c: char| c.is_alphanumeric() || c == '_' || c == '.');
         let filter = after.trim_start().strip_prefix('|').map(str::trim_start);
-        is_whole
-            && filter.is_some_and(|f| {
-                ["datetimeformat", "dateformat", "timeformat"]
-                    .iter()
-                    .any(|d| f.starts_with(d))
-            })
+        filter.is_some_and(|f| {
+            ["datetimeformat", "dateformat", "timeformat"]
+                .iter()
+                .any(|d| f.starts_with(d))
+        })
     })
 }
 
@@ -675,7 +674,7 @@ mod tests {
 
     #[test]
     fn record_fields_are_paths_and_say_which_a_date_filter_formats() {
-        let source = r#"{{ record.at | dateformat }} {{ record.atx }} {{ record.a.b|timeformat(format="short") }} {{ record.at2 | lower }} {{ op }}"#;
+        let source = r#"{{ record.at }} {{ record.atx }} {{ record.a.b|timeformat(format="short") }} {{ record.at2 | dateformat }} {{ op }}"#;
         let template = Compiled::new("t", source, AutoEscape::None, RECORD_CONTEXT).unwrap();
         let mut fields = template.record_fields();
         fields.sort_by(|a, b| a.path.cmp(&b.path));
@@ -687,8 +686,8 @@ mod tests {
             fields,
             [
                 field("a.b", true),
-                field("at", true),
-                field("at2", false),
+                field("at", false),
+                field("at2", true),
                 field("atx", false)
             ]
         );
