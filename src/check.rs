@@ -19,10 +19,8 @@ use crate::oauth::TokenSource;
 /// says so only after the client considers the handshake done.
 const AFTER_HANDSHAKE: Duration = Duration::from_millis(300);
 
-/// Runs every probe within the config's timeout; `Ok` carries the success message. The route
-/// is `write`'s ([`proxy_for`]): behind a proxy, the proxy is what is reached, and for https the
-/// endpoint's certificate is verified through the proxy's tunnel, as the client does. Nothing is
-/// sent beyond that, so through a proxy to a plain-http endpoint only the proxy is proved.
+/// `Ok` carries the success message. A template that fails with its sample record fails the
+/// check before anything is reached; a schema-less sample's failures are a note in the message.
 pub async fn check(config: &Config) -> Result<String, String> {
     let samples = crate::sample::render_samples(config);
     if !samples.failures.is_empty() {
@@ -41,7 +39,11 @@ pub async fn check(config: &Config) -> Result<String, String> {
     })
 }
 
-/// The endpoint reached, and an OAuth2 token got when the config has that auth.
+/// Runs every probe within the config's timeout: the endpoint reached, and an OAuth2 token got
+/// when the config has that auth. The route is `write`'s ([`proxy_for`]): behind a proxy, the
+/// proxy is what is reached, and for https the endpoint's certificate is verified through the
+/// proxy's tunnel, as the client does. Nothing is sent beyond that, so through a proxy to a
+/// plain-http endpoint only the proxy is proved.
 async fn probe(config: &Config) -> Result<String, String> {
     let deadline = Instant::now() + config.timeout();
     let reached = reach_endpoint(config).await?;

@@ -281,19 +281,20 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    fn found(config: Value) -> Vec<String> {
-        let mut config = config;
+    fn config(mut config: Value) -> Config {
         config["url"] = json!("http://h/hook");
-        problems(&serde_json::from_value(config).unwrap())
+        serde_json::from_value(config).unwrap()
+    }
+
+    fn found(value: Value) -> Vec<String> {
+        problems(&config(value))
     }
 
     const PER_RECORD: &str = "differs per record; batch_size is 2, it must be 1";
     const TEXT_BODY: &str = "{{ op }}";
 
-    fn compiled(config: Value) -> Routes {
-        let mut config = config;
-        config["url"] = json!("http://h/hook");
-        Routes::compile(&serde_json::from_value(config).unwrap()).unwrap()
+    fn compiled(value: Value) -> Routes {
+        Routes::compile(&config(value)).unwrap()
     }
 
     fn name(template: Option<&crate::template::Compiled>) -> Option<&str> {
