@@ -83,3 +83,58 @@ fn the_limit_never_exceeds_the_configured_concurrency() {
     let limit = number_after(&summary(&run), "concurrency limit ").unwrap();
     assert!((1..=3).contains(&limit), "{}", summary(&run));
 }
+
+#[test]
+fn the_limit_trace_samples_the_run_when_asked() {
+    // What `scripts/bench.sh --remote` draws: a line per 50 ms of elapsed ms, limit, requests
+    // in flight, records acknowledged and why the limit last changed.
+    let receiver = remote(20, 1000, Beyond::Queue);
+    let dir = Workdir::new();
+    let trace = dir.dir.path().join("trace.tsv");
+    let config = config(&receiver.url("/hook"), json!({"concurrency": 2}));
+    let run = write_valmi_with_env(
+        &config,
+        valmi_records(1..=40).as_bytes(),
+        &[("DESTINATION_WEBHOOK_LIMIT_TRACE", Some(path_str(&trace)))],
+    );
+    assert_completed(&run);
+    let text = std::fs::read_to_string(&trace).expect("the trace file");
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert!(lines.len() >= 2, "40 answers of 20 ms, 2 at a time: {text}");
+    let mut last_ms = 0;
+    for fields in &lines {
+        let [ms, limit, in_flight, acked, why] = fields[..] else {
+            panic!("five fields: {text}");
+        };
+        let ms: u64 = ms.parse().unwrap();
+        assert!(ms >= last_ms, "{text}");
+        last_ms = ms;
+        assert!((1..=2).contains(&limit.parse::<u32>().unwrap()), "{text}");
+        assert!(in_flight.parse::<u32>().unwrap() <= 2, "{text}");
+        assert!(acked.parse::<u64>().unwrap() <= 40, "{text}");
+        assert!(!why.is_empty(), "{text}");
+    }
+}
+
+#[test]
+fn the_progress_log_every_ten_seconds_shows_the_limit_and_why() {
+    // 12 answers of a second, one at a time: a run just past the 10 s interval.
+    let receiver = remote(1000, 1, Beyond::Queue);
+    let run = write_valmi_to(
+        &receiver,
+        json!({"concurrency": 1, "timeout_seconds": 5}),
+        valmi_records(1..=12).as_bytes(),
+    );
+    assert_completed(&run);
+    let progress: Vec<String> = run
+        .logs("INFO")
+        .into_iter()
+        .filter(|m| m.starts_with("progress: "))
+        .collect();
+    assert!(!progress.is_empty(), "{}", run.dump());
+    assert!(
+        progress[0].contains("requests in flight (limit 1: "),
+        "{}",
+        progress[0]
+    );
+}

@@ -195,6 +195,27 @@ fn resume_skips_rows_the_checkpoint_covers_and_keeps_idempotency_keys() {
     let first = Receiver::start_default();
     let run = write_valmi_to(&first, extra.clone(), input.as_bytes());
     assert_eq!(run.code, Some(0), "{}", run.dump());
+    let resume_logs = |run: &Run| {
+        run.logs("INFO")
+            .into_iter()
+            .filter(|m| m.starts_with("resume: skipped"))
+            .count()
+    };
+    assert_eq!(
+        resume_logs(&run),
+        0,
+        "nothing skipped, nothing said: {}",
+        run.dump()
+    );
+    let progress = run
+        .logs("INFO")
+        .into_iter()
+        .filter(|m| m.starts_with("progress: "));
+    assert_eq!(
+        progress.count(),
+        0,
+        "the first progress LOG is due after 10 s"
+    );
     let full_keys = idempotency_keys(&first.requests(), request_row);
     assert_eq!(full_keys.len(), 8);
     let distinct: std::collections::HashSet<_> = full_keys.values().collect();
@@ -224,12 +245,11 @@ fn resume_skips_rows_the_checkpoint_covers_and_keeps_idempotency_keys() {
     for r in &requests {
         assert_eq!(r.json()["_message_id"].as_u64(), Some(request_row(r)));
     }
-    let skip_logs: Vec<String> = run
+    assert_eq!(resume_logs(&run), 1, "{}", run.dump());
+    assert!(run
         .logs("INFO")
-        .into_iter()
-        .filter(|m| m.contains("skipped 4 records"))
-        .collect();
-    assert_eq!(skip_logs.len(), 1, "{}", run.dump());
+        .iter()
+        .any(|m| m.starts_with("resume: skipped 4 records")));
 
     // Skipped rows are in no chunk: chunk 2 holds rows 5..8, and the final STATE opens chunk 3.
     let summary: Vec<(Value, Value, Value, Value)> = run
