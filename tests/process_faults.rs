@@ -1658,3 +1658,37 @@ fn large_records_do_not_grow_memory_with_the_input() {
         n as usize * RECORD_MB
     );
 }
+
+/// The orchestrator checkpoints from what it reads: a STATE reaches stdout while the run still
+/// waits for input, not only when it ends.
+#[test]
+fn checkpoints_reach_stdout_while_stdin_is_still_open() {
+    let receiver = Receiver::start_default();
+    let config = config(&receiver.url("/hook"), json!({}));
+    let files = Files::plain(&config);
+    let mut child = spawn(&files.args());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(records(1..=7).as_bytes()).unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut state = None;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match seen.recv_timeout(left) {
+            Ok(line) if line.contains(r#""type":"STATE""#) => {
+                state = Some(line);
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    drop(stdin);
+    let _ = child.wait();
+    assert!(state.is_some(), "no STATE while stdin was open");
+}
