@@ -144,6 +144,39 @@ fn a_stream_name_shared_by_two_namespaces_is_reported_as_ambiguous() {
     );
 }
 
+/// A stream the catalog lacks (`s` in namespace `ap`) takes no part in matching a record
+/// without a namespace: `s` alone is still the catalog's one `s`, and where the catalog has
+/// two, the ambiguity names only theirs.
+#[test]
+fn an_unknown_namespace_does_not_change_how_a_record_without_one_is_matched() {
+    let receiver = Receiver::start_default();
+    let config = config(&receiver.url("/hook"), json!({}));
+    let input = [
+        airbyte_record(Some("ap"), r#"{"x":1}"#),
+        airbyte_record(None, r#"{"x":2}"#),
+    ]
+    .concat();
+    let one = airbyte_catalog(&[(Some("eu"), "s", &[])]);
+    let run = write_airbyte(&config, &one, input.as_bytes());
+    assert_completed(&run);
+    let sent = receiver.requests();
+    assert_eq!(sent.len(), 1, "{}", run.dump());
+    assert!(sent[0].body.contains(r#""x":2"#), "{}", sent[0].body);
+    let two = airbyte_catalog(&[(Some("eu"), "s", &[]), (Some("us"), "s", &[])]);
+    let run = write_airbyte(&config, &two, input.as_bytes());
+    assert_completed(&run);
+    let warnings = run.logs("WARN");
+    let ambiguous: Vec<&String> = warnings
+        .iter()
+        .filter(|w| w.contains("ambiguous"))
+        .collect();
+    assert_eq!(ambiguous.len(), 1, "{warnings:?}");
+    assert!(
+        ambiguous[0].contains("namespaces 'eu', 'us'") && !ambiguous[0].contains("'ap'"),
+        "{warnings:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Item 2: an Airbyte STATE is echoed as it came, however deep.
 

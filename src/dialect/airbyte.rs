@@ -410,7 +410,10 @@ mod tests {
         assert_eq!(counts, [1, 2, 1, 1, 3]);
         assert_eq!(twins.remembered, 3);
         twins.forget(Scope::Stream(0));
-        assert_eq!(twins.remembered, 1, "what a stream's STATE forgets leaves the bound");
+        assert_eq!(
+            twins.remembered, 1,
+            "what a stream's STATE forgets leaves the bound"
+        );
         assert_eq!(twins.occurrence(0, "a"), 1);
         assert_eq!(twins.occurrence(1, "a"), 2);
         twins.forget(Scope::Global);
