@@ -177,6 +177,35 @@ fn an_unknown_namespace_does_not_change_how_a_record_without_one_is_matched() {
     );
 }
 
+/// Identical records without a key are told apart by their occurrence since the last STATE
+/// that covers their stream: another stream's STATE does not restart the count (the third copy
+/// would get the first's key, and a de-duplicating receiver would drop it), a GLOBAL one does.
+#[test]
+fn only_a_state_covering_the_stream_restarts_the_count_of_identical_records() {
+    let receiver = Receiver::start_default();
+    let config = config(&receiver.url("/hook"), json!({}));
+    let catalog = airbyte_catalog(&[(Some("a"), "s", &[]), (Some("b"), "s", &[])]);
+    let other_stream = r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"s","namespace":"a"},"stream_state":{"c":1}}}}"#;
+    let global = r#"{"type":"STATE","state":{"type":"GLOBAL","global":{"shared_state":{"c":2},"stream_states":[]}}}"#;
+    let twin = airbyte_record(Some("b"), r#"{"x":1}"#);
+    let input = [&twin, other_stream, "\n", &twin, global, "\n", &twin].concat();
+    let run = write_airbyte(&config, &catalog, input.as_bytes());
+    assert_completed(&run);
+    let mut keys: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap().to_string())
+        .collect();
+    assert_eq!(keys.len(), 3, "{}", run.dump());
+    keys.sort();
+    keys.dedup();
+    assert_eq!(
+        keys.len(),
+        2,
+        "the first and the third copy share a key, the second has its own"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Item 2: an Airbyte STATE is echoed as it came, however deep.
 
