@@ -187,6 +187,30 @@ fn records_with_the_same_primary_key_are_never_in_flight_together() {
     assert_eq!(run.states().len(), 3);
 }
 
+/// A keyless stream whose mode keeps order (`append_dedup`: the last write wins) sends one
+/// record at a time, in input order; a keyless `append` stream sends concurrently.
+#[test]
+fn a_keyless_stream_is_serialised_only_when_its_mode_needs_order() {
+    let in_flight_together = |mode: &str| {
+        let receiver = receiver_answering(Reply::status(200).with_delay_ms(80));
+        let mut catalog = exchange_rate_catalog();
+        catalog["streams"][0]["primary_key"] = json!([]);
+        catalog["streams"][0]["destination_sync_mode"] = json!(mode);
+        write_ok(&receiver, &catalog, &exchange_rate_messages());
+        let requests = receiver.requests();
+        assert_eq!(requests.len(), 5);
+        requests
+            .iter()
+            .enumerate()
+            .any(|(i, a)| requests[i + 1..].iter().any(|b| overlaps(a, b)))
+    };
+    assert!(
+        !in_flight_together("append_dedup"),
+        "append_dedup without a key"
+    );
+    assert!(in_flight_together("append"), "append without a key");
+}
+
 #[test]
 fn a_refused_record_is_a_warn_and_counted_in_the_next_state() {
     // The 4th record is the only one with "HKD": 7.99 (the payload is forwarded byte for byte).
