@@ -282,6 +282,27 @@ fn resume_skips_rows_the_checkpoint_covers_and_keeps_idempotency_keys() {
     );
 }
 
+/// A row out of order gets a key of its own; the rows around it keep the keys they have in an
+/// ordered run (a receiver de-duplicating by key sees the same rows as the same).
+#[test]
+fn only_a_row_out_of_order_changes_its_key() {
+    let keys = |rows: &[u64]| {
+        let receiver = Receiver::start_default();
+        let input: String = rows
+            .iter()
+            .map(|row| valmi_record(*row, "upsert", json!(row)))
+            .collect();
+        let run = write_valmi_to(&receiver, json!({}), input.as_bytes());
+        assert_eq!(run.code, Some(0), "{}", run.dump());
+        idempotency_keys(&receiver.requests(), request_row)
+    };
+    let ordered = keys(&[1, 2, 3]);
+    let shuffled = keys(&[1, 3, 2]);
+    assert_eq!(ordered[&1], shuffled[&1]);
+    assert_eq!(ordered[&3], shuffled[&3]);
+    assert_ne!(ordered[&2], shuffled[&2], "row 2 came after row 3");
+}
+
 #[test]
 fn same_key_records_are_never_in_flight_together() {
     // Row 1 (delete id=1) is held 400 ms; row 2 (upsert id=1) must wait for it, row 3 (id=2)
@@ -376,6 +397,37 @@ fn mirror_without_id_key_sends_one_record_at_a_time() {
     }
     let rows: Vec<u64> = requests.iter().map(request_row).collect();
     assert_eq!(rows, [1, 2, 3, 4, 5]);
+}
+
+/// Without an id key only a mode that changes rows needs one record at a time: `append` only
+/// adds rows, so its records go concurrently.
+#[test]
+fn append_without_id_key_sends_concurrently() {
+    let receiver = receiver_answering(Reply::status(200).with_delay_ms(60));
+    let mut source = fixture_json(VALMI_SOURCE_CATALOG);
+    source["streams"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("id_key");
+    let mut destination = fixture_json(VALMI_DEST_CATALOG);
+    destination["sinks"][0]["destination_sync_mode"] = json!("append");
+    let dir = Workdir::new();
+    let args = write_args(
+        &dir.write_json("config.json", &config(&receiver.url("/hook"), json!({}))),
+        &dir.write_json("source.json", &source),
+        Some(&dir.write_json("destination.json", &destination)),
+        None,
+    );
+    let run = run(&str_args(&args), valmi_records(1..=5).as_bytes());
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 5);
+    assert!(
+        requests
+            .windows(2)
+            .any(|pair| pair[1].received_at_ms < pair[0].answered_at_ms),
+        "one at a time: {requests:#?}"
+    );
 }
 
 #[test]

@@ -370,6 +370,11 @@ mod tests {
             [AlreadyDelivered, AlreadyDelivered, Rising]
         );
         assert_eq!(
+            orders(Some(10), &[1, 3, 2, 5]),
+            [AlreadyDelivered, AlreadyDelivered, NotRising, Rising],
+            "5 rises, but after a row that went back, rows under the checkpoint are sent"
+        );
+        assert_eq!(
             orders(Some(10), &[1, 2, 3, 10, 4, 5]),
             [
                 AlreadyDelivered,
