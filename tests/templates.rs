@@ -432,3 +432,19 @@ fn a_header_template_for_a_header_the_connector_sets_is_refused() {
     );
     assert_eq!(receiver.request_count(), 0);
 }
+
+#[test]
+fn each_record_sees_its_own_stream() {
+    let in_stream = |row: u64, stream: &str| {
+        record_with(row, json!({"id": row}))
+            .replace(r#"\"valmi_app\".\"public\".\"test_user\""#, stream)
+    };
+    let input = [in_stream(1, "a"), in_stream(2, "b"), in_stream(3, "a")].concat();
+    let (run, requests) = write_templated(json!({"body": r#"{"s": "{{ stream }}"}"#}), &input);
+    assert_completed(&run);
+    let streams: Vec<String> = requests
+        .iter()
+        .map(|r| r.json()["s"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(streams, ["a", "b", "a"], "{}", run.dump());
+}
