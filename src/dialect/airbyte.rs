@@ -422,6 +422,22 @@ mod tests {
     }
 
     #[test]
+    fn templates_see_a_keys_value_or_nothing_without_a_key() {
+        let fields: RawObject = serde_json::from_str(r#"{"id": 7, "o": {"k": "x"}}"#).unwrap();
+        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(primary_key_json(&fields, &[]), None);
+        assert_eq!(
+            primary_key_json(&fields, &[path(&["id"])]).as_deref(),
+            Some("7")
+        );
+        let both = [path(&["id"]), path(&["o", "k"])];
+        assert_eq!(
+            primary_key_json(&fields, &both).as_deref(),
+            Some(r#"[7,"x"]"#)
+        );
+    }
+
+    #[test]
     fn twins_are_forgotten_past_the_bound() {
         let mut twins = Twins::default();
         for n in 0..MAX_REMEMBERED_TWINS {
