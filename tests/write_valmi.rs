@@ -368,25 +368,35 @@ fn records_go_on_past_a_slow_request() {
     );
 }
 
-#[test]
-fn mirror_without_id_key_sends_one_record_at_a_time() {
+/// Five records of a stream without an id key, in destination sync mode `mode`, to an
+/// endpoint answering in 60 ms; the requests as received.
+fn keyless_requests(mode: &str) -> Vec<RecordedRequest> {
     let receiver = receiver_answering(Reply::status(200).with_delay_ms(60));
-    let mut catalog = fixture_json(VALMI_SOURCE_CATALOG);
-    catalog["streams"][0]
+    let mut source = fixture_json(VALMI_SOURCE_CATALOG);
+    source["streams"][0]
         .as_object_mut()
         .unwrap()
         .remove("id_key")
         .expect("the fixture has an id_key");
-    let input = valmi_records(1..=5);
-    let run = write_valmi_with(
-        &config(&receiver.url("/hook"), json!({})),
-        Some(&catalog),
+    let mut destination = fixture_json(VALMI_DEST_CATALOG);
+    destination["sinks"][0]["destination_sync_mode"] = json!(mode);
+    let dir = Workdir::new();
+    let args = write_args(
+        &dir.write_json("config.json", &config(&receiver.url("/hook"), json!({}))),
+        &dir.write_json("source.json", &source),
+        Some(&dir.write_json("destination.json", &destination)),
         None,
-        input.as_bytes(),
     );
+    let run = run(&str_args(&args), valmi_records(1..=5).as_bytes());
     assert_eq!(run.code, Some(0), "{}", run.dump());
     let requests = receiver.requests();
     assert_eq!(requests.len(), 5);
+    requests
+}
+
+#[test]
+fn mirror_without_id_key_sends_one_record_at_a_time() {
+    let requests = keyless_requests("mirror");
     for pair in requests.windows(2) {
         assert!(
             pair[1].received_at_ms >= pair[0].answered_at_ms,
@@ -403,25 +413,7 @@ fn mirror_without_id_key_sends_one_record_at_a_time() {
 /// adds rows, so its records go concurrently.
 #[test]
 fn append_without_id_key_sends_concurrently() {
-    let receiver = receiver_answering(Reply::status(200).with_delay_ms(60));
-    let mut source = fixture_json(VALMI_SOURCE_CATALOG);
-    source["streams"][0]
-        .as_object_mut()
-        .unwrap()
-        .remove("id_key");
-    let mut destination = fixture_json(VALMI_DEST_CATALOG);
-    destination["sinks"][0]["destination_sync_mode"] = json!("append");
-    let dir = Workdir::new();
-    let args = write_args(
-        &dir.write_json("config.json", &config(&receiver.url("/hook"), json!({}))),
-        &dir.write_json("source.json", &source),
-        Some(&dir.write_json("destination.json", &destination)),
-        None,
-    );
-    let run = run(&str_args(&args), valmi_records(1..=5).as_bytes());
-    assert_eq!(run.code, Some(0), "{}", run.dump());
-    let requests = receiver.requests();
-    assert_eq!(requests.len(), 5);
+    let requests = keyless_requests("append");
     assert!(
         requests
             .windows(2)
