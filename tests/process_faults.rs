@@ -964,6 +964,12 @@ fn interrupted_mid_run(signal: &str, exit_code: i32) {
         "covered {}",
         outcome.covered
     );
+    // The requests in flight had the grace (timeout_seconds) to settle, and did in 50 ms.
+    let summary = run.logs("INFO").pop().unwrap_or_default();
+    assert!(
+        summary.contains("sync stopped (0 requests abandoned in flight)"),
+        "{summary}"
+    );
     // The connector started no new request after the signal: everything it sent was answered.
     assert!(
         outcome.by_row.len() as u64 <= outcome.covered + CONCURRENCY,
