@@ -1449,6 +1449,15 @@ fn hostile_values_are_delivered_faithfully_or_skipped_with_a_warn() {
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 
     let warns = run.logs("WARN");
+    let skipped = warns
+        .iter()
+        .filter(|w| w.starts_with("skipped input line "))
+        .count();
+    let summary = run.logs("INFO").pop().unwrap_or_default();
+    assert!(
+        skipped > 0 && summary.contains(&format!(", {skipped} input lines skipped,")),
+        "{skipped} skipped, but: {summary}"
+    );
     let mut fates = Vec::new();
     for row in &hostile_rows {
         let delivered = outcome.ok_rows.contains(row);
