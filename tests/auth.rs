@@ -909,19 +909,24 @@ fn a_token_endpoint_that_is_down_fails_check_and_write_naming_it() {
     assert_eq!(receiver.request_count(), 0);
 }
 
+/// A receiver whose token endpoint (`/token`) answers 200 with `body`; the hook answers 200.
+fn token_answering(body: impl Into<String>) -> Receiver {
+    Receiver::with_script(Script {
+        rules: vec![webhook_receiver::Rule::when_path_contains(
+            "/token",
+            Reply::status(200).with_body(body),
+        )],
+        ..Script::default()
+    })
+}
+
 #[test]
 fn a_token_answer_that_is_not_json_or_lacks_access_token_is_a_config_error() {
     for (body, says) in [
         ("<html>login</html>", "with a body that is not JSON"),
         (r#"{"token_type":"Bearer"}"#, "without an access_token"),
     ] {
-        let receiver = Receiver::with_script(Script {
-            rules: vec![webhook_receiver::Rule::when_path_contains(
-                "/token",
-                Reply::status(200).with_body(body),
-            )],
-            ..Script::default()
-        });
+        let receiver = token_answering(body);
         let config = oauth_config(&receiver, json!({}), json!({}));
         let (result, said) = status(&check_env(&config, &proxy_env("")));
         assert_eq!(result, "FAILED");
@@ -943,13 +948,7 @@ fn a_large_token_answer_is_read_whole_and_its_token_sent_whole() {
     let body = json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600,
         "id_token": "x".repeat(20_000)})
     .to_string();
-    let receiver = Receiver::with_script(Script {
-        rules: vec![webhook_receiver::Rule::when_path_contains(
-            "/token",
-            Reply::status(200).with_body(body),
-        )],
-        ..Script::default()
-    });
+    let receiver = token_answering(body);
     let config = oauth_config(&receiver, json!({}), json!({}));
     let run = write_valmi(&config, valmi_messages().as_bytes());
     assert_completed(&run);
