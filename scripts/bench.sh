@@ -19,7 +19,8 @@
 #     answers after a latency and serves K requests at once, refusing (429 + Retry-After: 1) or
 #     queueing beyond; each row prints records/s, its ratio to the ideal K / latency, the share
 #     of requests answered 429, the endpoint's p50 latency and the connections the connector
-#     opened; the last four rows are over TLS, HTTP/1.1 and HTTP/2 (ALPN) side by side, against
+#     opened; the first two rows are the bound: a bare reqwest loop told K (a fixed concurrency
+#     of K, no adaptation); the last four rows are over TLS, HTTP/1.1 and HTTP/2 (ALPN) side by side, against
 #     a receiver that offers h2 or not. N defaults to 10000 here. With
 #     --svg DIR, also one SVG per row in DIR: the limit, requests in flight and records/s over
 #     the run (from the connector's DESTINATION_WEBHOOK_LIMIT_TRACE), of the last repeat.
@@ -285,8 +286,32 @@ remote_row() { # name K latency_ms receiver-mode extra-config-fields [h1|h2: ove
   wall=$(tail -n 1 "$work/time")
   [ -z "$svg_dir" ] || python3 "$work/svg.py" "$work/trace.tsv" "$name" "$k" "$latency" \
     "$svg_dir/$(echo "$name" | tr -c 'A-Za-z0-9\n' '-' | tr -s '-' | sed 's/-$//').svg"
-  python3 - "$name" "$k" "$latency" "$records" "$wall" "$(tail -n 1 "$work/remote.err")" \
-    "$(tail -n 1 "$work/out.jsonl")" >>"$work/remote.tsv" <<'PY'
+  remote_figures "$name" "$k" "$latency" "$wall" "$(tail -n 1 "$work/out.jsonl")"
+}
+
+# The best any client gets from the endpoint: a bare reqwest loop at a fixed concurrency of K,
+# which a client can only have by being told K. (A client that must learn K from a refusal
+# pays one Retry-After pause on top, in the 429 rows.)
+remote_bare_row() { # name K latency_ms
+  local name=$1 k=$2 latency=$3 wall
+  rm -f "$work/remote.port"
+  start_receiver remote --log none --no-record --latency-ms "$latency" --capacity "$k" \
+    --beyond refuse --retry-after 1
+  log "remote row: $name"
+  /usr/bin/time -f '%e' -o "$work/time" "$bare_bin" --url "$started_url" --concurrency "$k" \
+    --requests "$records" --body-file "$work/remote_body" --header "Content-Type: application/json" \
+    >/dev/null 2>"$work/bare.err" \
+    || { echo "bench.sh: bare_reqwest failed on '$name':" >&2; cat "$work/bare.err" >&2; exit 1; }
+  kill "$started_pid"; wait "$started_pid" 2>/dev/null || true
+  wall=$(tail -n 1 "$work/time")
+  remote_figures "$name" "$k" "$latency" "$wall" \
+    "{\"log\":{\"message\":\"concurrency limit $k at the end (fixed)\"}}"
+}
+
+# One row of remote.tsv from the receiver's exit line and the run's last LOG.
+remote_figures() { # name K latency_ms wall_s last-stdout-line
+  python3 - "$1" "$2" "$3" "$records" "$4" "$(tail -n 1 "$work/remote.err")" "$5" \
+    >>"$work/remote.tsv" <<'PY'
 import json, re, sys
 name, k, latency, n, wall, receiver, last = sys.argv[1:]
 m = re.search(r"(\d+) requests received, (\d+) refused beyond capacity, latency p50 (\d+) ms, (\d+) connections", receiver)
@@ -350,8 +375,11 @@ PY
 if [ "$remote" = 1 ]; then
   [ -z "$svg_dir" ] || mkdir -p "$svg_dir"
   gen "$work/r_remote.jsonl" "$records" 0
+  echo '{"_valmi_meta":{"_valmi_row_num":1,"_valmi_sync_op":"upsert"},"id":1,"email":"u1@x"}' >"$work/remote_body"
   : >"$work/remote.tsv"
   for rep in $(seq 1 "$repeat"); do
+    remote_bare_row "K 64, 50 ms; bare client at a fixed 64 (told K)" 64 50
+    remote_bare_row "K 512, 20 ms; bare client at a fixed 512 (told K)" 512 20
     remote_row "K 64, 50 ms, 429 beyond; default config" 64 50 refuse ""
     remote_row "K 64, 50 ms, queue beyond; default config" 64 50 queue ""
     remote_row "K 64, 50 ms, 429 beyond; concurrency 256" 64 50 refuse '"concurrency":256'
