@@ -169,3 +169,35 @@ pub fn hash_key(parts: impl Hash) -> u64 {
     parts.hash(&mut h);
     h.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::Payload;
+
+    /// The window's byte bound counts what a record holds while in it: its input data (Valmi
+    /// keeps it to echo a rejection) and its request body. An Airbyte record keeps no data, so
+    /// its body is all that stops a slow endpoint's read-ahead of large records.
+    #[test]
+    fn a_sent_record_counts_its_data_and_its_body() {
+        let label = RecordLabel {
+            message_id: 1,
+            row_num: None,
+        };
+        let body = Bytes::from_static(br#"{"id":1,"x":2}"#);
+        let sizes = [None, Some(Bytes::from_static(br#"{"id":1}"#))].map(|data| {
+            let request = Request {
+                payload: Payload::Json(body.clone()),
+                idempotency_key: HeaderValue::from_static("k"),
+                label,
+            };
+            let Event::Record { meta, .. } =
+                RecordMeta::new(label, "s".into(), 0, data).send(request, None)
+            else {
+                panic!("a sent record is a record");
+            };
+            meta.size
+        });
+        assert_eq!(sizes, [14, 8 + 14]);
+    }
+}
