@@ -677,12 +677,95 @@ mod tests {
     }
 
     #[test]
-    fn probes_above_the_ceiling_after_a_long_calm() {
+    fn probes_above_the_ceiling_only_after_a_long_calm() {
         let mut sim = Sim::new(256);
         sim.rounds(20, 64, flat(50));
         let ceiling = sim.c.ceiling.unwrap();
         let calm = sim.c.probe_after as usize;
-        sim.rounds(calm + 1, u32::MAX, flat(50));
+        sim.rounds(calm / 2, u32::MAX, flat(50));
+        assert_eq!(sim.c.ceiling, Some(ceiling));
+        sim.rounds(calm / 2 + 1, u32::MAX, flat(50));
         assert!(sim.c.ceiling.unwrap() > ceiling);
+    }
+
+    /// `n` answers of `signal` to attempts started at `at` with `on_wire` on the wire, back
+    /// `rtt` later; returns when they came back.
+    fn answers(
+        c: &mut Controller,
+        at: Instant,
+        n: u32,
+        rtt: Duration,
+        on_wire: u32,
+        signal: Signal,
+    ) -> Instant {
+        for _ in 0..n {
+            c.observe(Attempt {
+                started: at,
+                finished: at + rtt,
+                on_wire,
+                on_wire_after: on_wire,
+                signal,
+            });
+        }
+        at + rtt
+    }
+
+    /// Slow start at 50 ms up to 128, the baseline 50 ms.
+    fn at_128() -> Sim {
+        let mut sim = Sim::new(1024);
+        sim.rounds(3, u32::MAX, flat(50));
+        assert_eq!((sim.c.limit(), sim.c.baseline), (128, Some(50 * MS)));
+        sim
+    }
+
+    #[test]
+    fn a_refusal_cuts_a_tenth_once_and_doubles_the_calm_before_a_probe() {
+        let mut sim = at_128();
+        let at = sim.now;
+        let back = answers(&mut sim.c, at, 1, MS, 128, Signal::Backpressure);
+        assert_eq!(sim.c.limit(), 115);
+        assert_eq!(sim.c.probe_after, PROBE_AFTER * 2);
+        // The refusals of attempts started before that cut bring no second one.
+        answers(&mut sim.c, at, 5, 2 * MS, 128, Signal::Backpressure);
+        assert_eq!((sim.c.limit(), sim.c.probe_after), (115, PROBE_AFTER * 2));
+        answers(&mut sim.c, back, 1, MS, 115, Signal::Backpressure);
+        assert_eq!((sim.c.limit(), sim.c.probe_after), (103, PROBE_AFTER * 4));
+    }
+
+    #[test]
+    fn timeouts_halve_the_limit_once_per_cut() {
+        let mut sim = at_128();
+        let at = sim.now;
+        answers(&mut sim.c, at, 1, MS, 128, Signal::Timeout);
+        answers(&mut sim.c, at, 5, 2 * MS, 128, Signal::Timeout);
+        assert_eq!(sim.c.limit(), 64);
+        assert_eq!(sim.c.why(), Change::Timeout);
+    }
+
+    #[test]
+    fn the_baseline_drifts_up_a_two_hundredth_of_a_slower_window() {
+        let mut sim = at_128();
+        // A round's first answer closes the window of the round before: two rounds judge one
+        // window of 60 ms answers, not slow enough to be queueing (60 ms is the threshold).
+        sim.rounds(2, u32::MAX, flat(60));
+        let baseline = sim.c.baseline.unwrap();
+        assert!(
+            (Duration::from_micros(50_049)..=Duration::from_micros(50_051)).contains(&baseline),
+            "{baseline:?}"
+        );
+    }
+
+    #[test]
+    fn queueing_cuts_to_the_knee_in_flight_times_baseline_over_round_trip() {
+        let mut sim = at_128();
+        // Out of slow start (a timeout halves to 64), then two windows of 80 ms answers with
+        // 64 on the wire: an endpoint that serves 64 × 50 / 80 = 40 without queueing.
+        let at = answers(&mut sim.c, sim.now, 1, MS, 128, Signal::Timeout);
+        let at = answers(&mut sim.c, at, 64, 80 * MS, 64, Signal::Success);
+        assert_eq!(sim.c.limit(), 64);
+        answers(&mut sim.c, at, 64, 80 * MS, 64, Signal::Success);
+        assert_eq!(sim.c.why(), Change::Queueing);
+        // The first window moved the baseline to 50.15 ms: 64 × 50.15 / 80 = 40.1.
+        assert_eq!(sim.c.limit(), 40);
     }
 }
