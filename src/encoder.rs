@@ -15,8 +15,8 @@ use crate::routes::{Carrier, Definition, Routes};
 use crate::shape::{Payload, Shape, Templated};
 use crate::template::{self, Facts};
 
-/// URLs longer than this are refused by many servers or silently truncated.
-pub const MAX_GET_URL: usize = 16 * 1024;
+/// URLs longer than this (16 KiB) are refused by many servers or silently truncated.
+pub const MAX_GET_URL: usize = 16_384;
 
 /// Bytes the arena allocates at a time. Records are written into it back to back and handed
 /// on as slices of it, so a record costs no allocation of its own, and the delivery thread
@@ -230,19 +230,25 @@ mod tests {
         Routes::compile(&config).unwrap()
     }
 
-    fn get_url(endpoint: &str) -> String {
+    /// A GET of one field `a` with `value` to `endpoint`.
+    fn encode_get(endpoint: &str, value: &str) -> Result<Payload, Rejection> {
         let mut encoder = Encoder::new(Shape::Query, Url::parse(endpoint).unwrap(), plain());
+        let data = serde_json::json!({ "a": value }).to_string();
         let envelope = Envelope {
             message_id: 1,
             sync_mode: "append",
             stream: None,
-            payload: &*serde_json::value::RawValue::from_string(r#"{"a":"b"}"#.into()).unwrap(),
+            payload: &*serde_json::value::RawValue::from_string(data.clone()).unwrap(),
         };
         let flatten = |out: &mut Vec<(String, String)>| {
-            out.push(("a".into(), "b".into()));
+            out.push(("a".into(), value.into()));
             Ok(())
         };
-        match encoder.encode(envelope, 9, &Facts::sample(), flatten) {
+        encoder.encode(envelope, data.len(), &Facts::sample(), flatten)
+    }
+
+    fn get_url(endpoint: &str) -> String {
+        match encode_get(endpoint, "b") {
             Ok(Payload::Query(url)) => url.to_string(),
             _ => panic!("not a GET URL"),
         }
@@ -265,20 +271,18 @@ mod tests {
     }
 
     #[test]
-    fn a_get_url_over_the_limit_is_refused() {
-        let mut encoder = Encoder::new(Shape::Query, Url::parse("http://h/x").unwrap(), plain());
-        let long = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_GET_URL));
-        let envelope = Envelope {
-            message_id: 1,
-            sync_mode: "append",
-            stream: None,
-            payload: &*serde_json::value::RawValue::from_string(long.clone()).unwrap(),
-        };
-        let flatten = |out: &mut Vec<(String, String)>| {
-            out.push(("a".into(), "x".repeat(MAX_GET_URL)));
-            Ok(())
-        };
-        let refused = encoder.encode(envelope, long.len(), &Facts::sample(), flatten);
-        assert!(matches!(refused, Err(Rejection::UrlTooLong { .. })));
+    fn a_get_url_of_16_kib_is_sent_and_one_byte_more_refused() {
+        let overhead = get_url("http://h/x").len() - 1;
+        let of_length = |n: usize| encode_get("http://h/x", &"x".repeat(n - overhead));
+        assert!(
+            matches!(of_length(16_384), Ok(Payload::Query(url)) if url.as_str().len() == 16_384)
+        );
+        assert!(matches!(
+            of_length(16_385),
+            Err(Rejection::UrlTooLong {
+                length: 16_385,
+                limit: 16_384
+            })
+        ));
     }
 }
