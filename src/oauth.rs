@@ -67,9 +67,9 @@ pub fn client_credential(oauth: &OAuth2) -> String {
 /// The token URL, if it is one a token can be fetched from.
 pub fn token_url(oauth: &OAuth2) -> Result<Url, TokenError> {
     let url = Url::parse(oauth.token_url.trim()).map_err(|e| TokenError::BadUrl(e.to_string()))?;
+    // An http(s) URL always has a host: the parser refuses one without.
     match url.scheme() {
-        "http" | "https" if url.has_host() => Ok(url),
-        "http" | "https" => Err(TokenError::BadUrl("has no host".into())),
+        "http" | "https" => Ok(url),
         other => Err(TokenError::BadUrl(format!(
             "the scheme '{other}' is not supported; use http:// or https://"
         ))),
@@ -368,9 +368,11 @@ mod tests {
 
     #[test]
     fn only_http_and_https_token_urls() {
+        assert!(token_url(&oauth(json!({}))).is_ok());
         for (url, says) in [
             ("ftp://auth/token", "scheme 'ftp'"),
             ("not a url", "relative URL"),
+            ("https://", "empty host"),
         ] {
             let e = token_url(&oauth(json!({ "token_url": url })))
                 .unwrap_err()
@@ -417,5 +419,46 @@ mod tests {
         assert!(refusal("u".into(), 400, None)
             .to_string()
             .contains("no OAuth2 error"));
+    }
+
+    #[test]
+    fn a_refusal_below_500_other_than_429_is_the_settings_fault() {
+        let refused = |status| TokenError::Refused {
+            url: "u".into(),
+            status,
+            detail: String::new(),
+        };
+        for status in [400, 401, 403, 404, 499] {
+            assert!(refused(status).is_config(), "{status}");
+        }
+        for status in [429, 500, 502, 503] {
+            assert!(!refused(status).is_config(), "{status}");
+        }
+        let unreachable = TokenError::Unreachable {
+            url: "u".into(),
+            reason: "refused".into(),
+        };
+        assert!(!unreachable.is_config());
+        let malformed = TokenError::Malformed {
+            url: "u".into(),
+            status: 200,
+            what: "with a body that is not JSON",
+        };
+        assert!(malformed.is_config());
+        assert!(TokenError::BadUrl(String::new()).is_config());
+    }
+
+    #[test]
+    fn a_token_is_fresh_until_its_renewal_time() {
+        let now = Instant::now();
+        let token = |renew_at| Token {
+            header: HeaderValue::from_static("Bearer t"),
+            renew_at,
+        };
+        assert!(token(None).fresh(now + Duration::from_secs(86_400)));
+        let due = token(Some(now + Duration::from_secs(1)));
+        assert!(due.fresh(now));
+        assert!(!due.fresh(now + Duration::from_secs(1)));
+        assert!(!due.fresh(now + Duration::from_secs(2)));
     }
 }
