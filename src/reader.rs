@@ -171,14 +171,16 @@ mod tests {
     /// A line of exactly the limit is kept; one byte more is too long.
     #[test]
     fn the_line_limit_is_inclusive() {
+        // The contract's 32 MiB, written out: the constant is what is under test.
+        const LIMIT: usize = 33_554_432;
         for (extra, oversized) in [(0, false), (1, true)] {
-            let mut input = vec![b'x'; MAX_LINE_BYTES + extra];
+            let mut input = vec![b'x'; LIMIT + extra];
             input.push(b'\n');
             let mut reader = BufReader::with_capacity(64 * 1024, &input[..]);
             let mut line = Vec::new();
             let (complete, too_long) = read_line(&mut reader, &mut line).unwrap();
             assert!(complete);
-            assert_eq!(too_long, oversized, "{} bytes", MAX_LINE_BYTES + extra);
+            assert_eq!(too_long, oversized, "{} bytes", LIMIT + extra);
         }
     }
 
