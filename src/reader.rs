@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 use crate::dialect::{Dialect, Event};
 use crate::protocol::{parse_line, Parsed};
 
-/// Longer lines are skipped unread rather than held in memory whole.
-pub const MAX_LINE_BYTES: usize = 32 * 1024 * 1024;
+/// Longer lines (32 MiB) are skipped unread rather than held in memory whole.
+pub const MAX_LINE_BYTES: usize = 33_554_432;
 /// Lines longer than this get a buffer sized for the longest allowed line, released after.
 const LONG_LINE: usize = 1024 * 1024;
 /// Events per hand-over at most. Small, so that a record reaches the delivery thread while the
