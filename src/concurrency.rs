@@ -746,8 +746,10 @@ mod tests {
     fn the_baseline_drifts_up_a_two_hundredth_of_a_slower_window() {
         let mut sim = at_128();
         // A round's first answer closes the window of the round before: two rounds judge one
-        // window of 60 ms answers, not slow enough to be queueing (60 ms is the threshold).
+        // window of 60 ms answers, not slow enough to be queueing (60 ms is the threshold, so
+        // the ramp goes on).
         sim.rounds(2, u32::MAX, flat(60));
+        assert_eq!((sim.c.limit(), sim.c.why()), (512, Change::Ramp));
         let baseline = sim.c.baseline.unwrap();
         assert!(
             (Duration::from_micros(50_049)..=Duration::from_micros(50_051)).contains(&baseline),
