@@ -49,17 +49,13 @@ pub struct Templated {
 }
 
 impl Payload {
-    /// Bytes it holds.
-    pub fn len(&self) -> usize {
+    /// Bytes it holds, as the window counts them.
+    pub fn size(&self) -> usize {
         match self {
             Payload::Json(body) => body.len(),
             Payload::Query(url) => url.as_str().len(),
             Payload::Templated(t) => t.url.as_ref().map_or(0, |u| u.as_str().len()) + t.body.len(),
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The body it sends (empty for GET).
@@ -262,5 +258,41 @@ mod tests {
         assert_eq!(&content.signed[..], br#"{"a":1}"#);
         assert_eq!(&content.body[..2], &[0x1f, 0x8b]);
         assert_eq!(shape.content_encoding().unwrap(), "gzip");
+    }
+
+    #[test]
+    fn a_payload_weighs_its_url_and_its_body() {
+        let url = Url::parse("http://h/x?a=1").unwrap();
+        let templated = |url: Option<Url>, body: &'static str| {
+            Payload::Templated(Box::new(Templated {
+                method: None,
+                url,
+                body: Bytes::from_static(body.as_bytes()),
+                headers: Vec::new(),
+            }))
+        };
+        assert_eq!(json(r#"{"a":1}"#).size(), 7);
+        assert_eq!(Payload::Query(url.clone()).size(), 14);
+        assert_eq!(templated(Some(url), "{}").size(), 14 + 2);
+        assert_eq!(templated(None, "{}").size(), 2);
+    }
+
+    /// A route's GET, among POSTs that are compressed, goes without a body: gzip of nothing
+    /// would still be twenty bytes.
+    #[test]
+    fn an_empty_body_is_not_compressed() {
+        let shape = Shape::Json {
+            batched: false,
+            gzip: true,
+            content_type: ContentType::Json,
+        };
+        let get = Payload::Templated(Box::new(Templated {
+            method: Some(reqwest::Method::GET),
+            url: Some(Url::parse("http://h/x?a=1").unwrap()),
+            body: Bytes::new(),
+            headers: Vec::new(),
+        }));
+        let content = shape.content([get].iter(), None).unwrap();
+        assert!(content.body.is_empty() && content.signed.is_empty());
     }
 }

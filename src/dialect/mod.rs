@@ -75,7 +75,7 @@ impl RecordMeta {
 
     /// The record as sent: the window holds its request body too.
     fn send(mut self, request: Request, order_key: Option<u64>) -> Event {
-        self.size += request.payload.len();
+        self.size += request.payload.size();
         Event::Record {
             meta: self,
             request,
