@@ -358,6 +358,23 @@ fn an_empty_state_starts_fresh() {
     }
 }
 
+/// A blank line is skipped with a WARN that names it, and reading goes on: only the end of
+/// stdin ends the input (a reader that took a blank line for the end lost what followed).
+#[test]
+fn a_blank_line_mid_input_is_skipped_and_what_follows_is_sent() {
+    let receiver = Receiver::start_default();
+    let config = config(&receiver.url("/hook"), json!({}));
+    let input = valmi_records(1..=2) + "\n" + &valmi_records(3..=4);
+    let run = write_valmi(&config, input.as_bytes());
+    assert_completed(&run);
+    assert_eq!(receiver.requests().len(), 4);
+    let warns = run.logs("WARN");
+    assert!(
+        warns.iter().any(|w| w.starts_with("skipped input line 3 (empty line)")),
+        "{warns:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Item 12: Valmi row numbers out of order: resume never skips an unacknowledged row, and two
 // different records never share an idempotency key.
