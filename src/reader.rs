@@ -107,12 +107,7 @@ fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<(
             line.truncate(EXCERPT_BYTES);
         }
         if !oversized {
-            // A long line grows in one step to the cap instead of by doubling: doubling copies
-            // it again and again and, with the old buffers, doubles the peak memory. Pages are
-            // only touched as they are filled.
-            if line.len() + take > line.capacity() && line.len() + take > LONG_LINE {
-                line.reserve_exact(MAX_LINE_BYTES - line.len());
-            }
+            make_room(line, take);
             line.extend_from_slice(&buf[..take]);
         } else if line.len() < EXCERPT_BYTES {
             let room = (EXCERPT_BYTES - line.len()).min(take);
@@ -122,6 +117,15 @@ fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<(
         if found {
             return Ok((true, oversized));
         }
+    }
+}
+
+/// Room for `more` bytes of a line. A long line grows in one step to the cap instead of by
+/// doubling: doubling copies it again and again and, with the old buffers, doubles the peak
+/// memory. Pages are only touched as they are filled.
+fn make_room(line: &mut Vec<u8>, more: usize) {
+    if line.len() + more > line.capacity() && line.len() + more > LONG_LINE {
+        line.reserve_exact(MAX_LINE_BYTES - line.len());
     }
 }
 

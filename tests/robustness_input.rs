@@ -370,7 +370,9 @@ fn a_blank_line_mid_input_is_skipped_and_what_follows_is_sent() {
     assert_eq!(receiver.requests().len(), 4);
     let warns = run.logs("WARN");
     assert!(
-        warns.iter().any(|w| w.starts_with("skipped input line 3 (empty line)")),
+        warns
+            .iter()
+            .any(|w| w.starts_with("skipped input line 3 (empty line)")),
         "{warns:?}"
     );
 }
