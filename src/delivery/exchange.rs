@@ -278,3 +278,37 @@ fn describe_error(e: &reqwest::Error, proxy: Option<&str>) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_excerpt_is_one_line_cut_on_a_character_and_says_when_it_was_cut() {
+        assert_eq!(excerpt("bad\r\nrequest"), "bad  request");
+        assert_eq!(excerpt(" \n "), "(empty body)");
+        assert_eq!(excerpt(""), "(empty body)");
+        let exact = "x".repeat(EXCERPT);
+        assert_eq!(excerpt(&exact), exact);
+        assert_eq!(excerpt(&format!("{exact}y")), format!("{exact}…"));
+        // 'é' is two bytes; the cut at 200 bytes would fall inside the hundredth.
+        let accents = "é".repeat(150);
+        assert_eq!(excerpt(&accents), format!("{}…", "é".repeat(100)));
+        let shifted = format!("x{accents}");
+        assert_eq!(excerpt(&shifted), format!("x{}…", "é".repeat(99)));
+    }
+
+    #[test]
+    fn an_exchange_without_an_answer_has_status_0() {
+        let answered = |status| Exchange {
+            outcome: Outcome::Answered {
+                status,
+                retry_after: None,
+            },
+            location: None,
+            text: String::new(),
+        };
+        assert_eq!(answered(503).status(), 503);
+        assert_eq!(no_answer("timed out".into()).status(), 0);
+    }
+}

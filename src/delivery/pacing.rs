@@ -82,4 +82,29 @@ mod tests {
             until + Duration::from_millis(100)
         );
     }
+
+    #[test]
+    fn a_pause_holds_until_its_end_and_a_longer_one_already_set_stands() {
+        let pacing = Pacing::new(None);
+        assert_eq!(pacing.paused_until(), None);
+        let before = Instant::now();
+        pacing.pause(Duration::from_secs(60));
+        let until = pacing.paused_until().expect("paused");
+        assert!(until >= before + Duration::from_secs(60), "{until:?}");
+        pacing.pause(Duration::from_secs(1));
+        assert_eq!(pacing.paused_until(), Some(until));
+        pacing.pause(Duration::from_secs(120));
+        assert!(pacing.paused_until() > Some(until));
+        assert_eq!(pacing.pause_length.get(), Duration::from_secs(120));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_turn_waits_out_the_pause() {
+        let pacing = Pacing::new(None);
+        let started = Instant::now();
+        pacing.pause(Duration::from_millis(50));
+        pacing.wait_turn().await;
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert_eq!(pacing.paused_until(), None);
+    }
 }
