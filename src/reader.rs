@@ -203,4 +203,19 @@ mod tests {
         assert_eq!(read_line(&mut reader, &mut line).unwrap(), (false, false));
         assert_eq!(line, b"last-no-newline");
     }
+
+    /// The excerpt is the line's first bytes however the reader hands them over: here two bytes
+    /// come first, then the rest of the over-long line in one read.
+    #[test]
+    fn an_over_long_line_keeps_its_first_bytes_however_it_is_read() {
+        let mut rest = vec![b'x'; MAX_LINE_BYTES + 10];
+        rest.push(b'\n');
+        let mut reader = (&b"ab"[..]).chain(&rest[..]);
+        let mut line = Vec::new();
+        assert_eq!(read_line(&mut reader, &mut line).unwrap(), (true, true));
+        assert_eq!(line.len(), EXCERPT_BYTES);
+        assert!(line.starts_with(b"abx"));
+        assert_eq!(excerpt(&line), String::from_utf8(line.clone()).unwrap());
+        assert_eq!(excerpt(b"short \xff"), "short \u{fffd}");
+    }
 }
