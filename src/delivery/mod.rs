@@ -385,3 +385,48 @@ fn reason(exchange: &Exchange) -> String {
         _ => exchange.text.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::Payload;
+
+    fn deliverer(config: serde_json::Value) -> Deliverer {
+        Deliverer::new(&serde_json::from_value(config).unwrap(), false).unwrap()
+    }
+
+    fn job(key: &'static str) -> Job {
+        Job {
+            seq: 0,
+            order_key: None,
+            request: Request {
+                payload: Payload::Json(bytes::Bytes::from_static(b"{}")),
+                idempotency_key: HeaderValue::from_static(key),
+                label: RecordLabel {
+                    message_id: 1,
+                    row_num: None,
+                },
+            },
+        }
+    }
+
+    /// A record sent alone carries its own key, which a retry or a later run repeats; a batch
+    /// carries one made of its members' keys, even a batch of one (its body is an array).
+    #[test]
+    fn a_lone_record_keeps_its_key_and_a_batch_gets_its_own() {
+        let url = "http://127.0.0.1:9/hook";
+        let single = deliverer(serde_json::json!({ "url": url }));
+        assert_eq!(single.outgoing(&[job("msg_a")]).unwrap().key, "msg_a");
+        let batching = deliverer(serde_json::json!({ "url": url, "batch_size": 2 }));
+        let batch_key = |keys: &[&str]| {
+            crate::idempotency::batch(keys.iter().map(|k| k.as_bytes()))
+                .as_str()
+                .to_string()
+        };
+        let two = batching.outgoing(&[job("msg_a"), job("msg_b")]).unwrap();
+        assert_eq!(two.key, batch_key(&["msg_a", "msg_b"]).as_str());
+        let one = batching.outgoing(&[job("msg_a")]).unwrap();
+        assert_eq!(one.key, batch_key(&["msg_a"]).as_str());
+        assert_ne!(one.key, "msg_a");
+    }
+}
