@@ -81,10 +81,11 @@ fn retry_after_in_seconds_is_honoured() {
     );
     let waited = requests[1].received_at_ms - requests[0].answered_at_ms;
     assert!(waited >= 900, "retried after {waited} ms");
+    // The second attempt of three (the tests' configs allow 2 retries).
     let info = run.logs("INFO");
     assert!(
         info.iter()
-            .any(|m| m.contains("retrying") && m.contains("in 1.0s")),
+            .any(|m| m.starts_with("retrying ") && m.contains(" in 1.0s (attempt 2 of 3): ")),
         "{info:#?}"
     );
 }
