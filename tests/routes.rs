@@ -113,26 +113,35 @@ fn a_skipped_operation_sends_nothing_and_is_counted() {
     );
 }
 
-/// Airbyte: the stream's sync mode is the operation, and a record whose `_ab_cdc_deleted_at`
-/// is set is a delete.
-#[test]
-fn airbyte_cdc_deletes_take_the_delete_route() {
-    let receiver = Receiver::start_default();
-    let catalog = json!({"streams": [{
+fn cdc_catalog() -> Value {
+    json!({"streams": [{
         "stream": {"name": "users", "json_schema": {}, "supported_sync_modes": ["incremental"]},
         "sync_mode": "incremental", "destination_sync_mode": "append_dedup",
         "primary_key": [["id"]],
-    }]});
+    }]})
+}
+
+/// Two Airbyte records of `users`, the second deleted at the source (`_ab_cdc_deleted_at`).
+fn cdc_input() -> String {
     let record = |id: u64, deleted: Value| {
         let message = json!({"type": "RECORD", "record": {"stream": "users",
             "data": {"id": id, "_ab_cdc_deleted_at": deleted}, "emitted_at": 1}});
         format!("{message}\n")
     };
-    let input = [
+    [
         record(1, Value::Null),
         record(2, json!("2026-01-01T00:00:00Z")),
     ]
-    .concat();
+    .concat()
+}
+
+/// Airbyte: the stream's sync mode is the operation, and a record whose `_ab_cdc_deleted_at`
+/// is set is a delete.
+#[test]
+fn airbyte_cdc_deletes_take_the_delete_route() {
+    let receiver = Receiver::start_default();
+    let catalog = cdc_catalog();
+    let input = cdc_input();
     let routes = json!({
         "append_dedup": {"method": "PATCH", "path": "/users/{{ primary_key }}",
                          "body": r#"{"id": {{ record.id }}}"#},
@@ -159,6 +168,27 @@ fn airbyte_cdc_deletes_take_the_delete_route() {
         "{}",
         run.dump()
     );
+}
+
+/// Without routes there is no delete route to take: a deleted record's operation stays its
+/// stream's sync mode, as a template reading `op` sees.
+#[test]
+fn without_routes_a_cdc_delete_keeps_its_streams_sync_mode() {
+    let receiver = Receiver::start_default();
+    let request = json!({"body": r#"{"id": {{ record.id }}, "op": "{{ op }}"}"#});
+    let run = write_airbyte(
+        &config(&receiver.url("/api"), json!({"request": request})),
+        &cdc_catalog(),
+        cdc_input().as_bytes(),
+    );
+    assert_completed(&run);
+    let mut ops: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.json()["op"].as_str().unwrap().to_string())
+        .collect();
+    ops.sort();
+    assert_eq!(ops, ["append_dedup", "append_dedup"], "{}", run.dump());
 }
 
 #[test]
