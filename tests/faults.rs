@@ -84,8 +84,8 @@ fn retry_after_in_seconds_is_honoured() {
     // The second attempt of three (the tests' configs allow 2 retries).
     let info = run.logs("INFO");
     assert!(
-        info.iter()
-            .any(|m| m.starts_with("retrying ") && m.contains(" in 1.0s (attempt 2 of 3): ")),
+        info.iter().any(|m| m.starts_with("retrying ")
+            && m.contains(" in 1.0s (attempt 2 of 3): HTTP 429 (empty body)")),
         "{info:#?}"
     );
 }
