@@ -96,3 +96,25 @@ pub fn proxy_for(config: &Config) -> Result<Option<Proxy>, ProxyError> {
         authorization,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxy(url: &str) -> Proxy {
+        let config = serde_json::json!({"url": "http://127.0.0.1:9/hook", "proxy": {"url": url}});
+        proxy_for(&serde_json::from_value(config).unwrap())
+            .unwrap()
+            .expect("a proxy")
+    }
+
+    #[test]
+    fn a_proxy_without_a_port_has_its_schemes_own() {
+        let tls = proxy("https://proxy.example");
+        assert_eq!((tls.port, tls.tls), (443, true));
+        assert_eq!(tls.shown, "https://proxy.example:443");
+        let plain = proxy("http://proxy.example");
+        assert_eq!((plain.port, plain.tls), (80, false));
+        assert_eq!(proxy("http://[::1]:3128").host, "::1");
+    }
+}

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use reqwest::header::HeaderValue;
 
 pub use client::{build as build_client, proxy_for, Proxy};
-pub use exchange::RESPONSE_KEEP;
 pub use notice::Notice;
 
 use crate::ack::{Ack, Acks};
