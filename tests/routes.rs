@@ -170,6 +170,46 @@ fn airbyte_cdc_deletes_take_the_delete_route() {
     );
 }
 
+/// A DELETE goes without a body unless its route's template gives it one, and a GET never has
+/// one: no `Content-Length: 0` on either.
+#[test]
+fn a_delete_carries_a_body_only_when_its_template_gives_one() {
+    for (delete, body) in [
+        (
+            json!({"method": "DELETE", "path": "/users/{{ primary_key }}"}),
+            "",
+        ),
+        (
+            json!({"method": "DELETE", "path": "/users/{{ primary_key }}",
+                   "body": r#"{"gone": {{ record.id }}}"#}),
+            r#"{"gone": 2}"#,
+        ),
+    ] {
+        let receiver = Receiver::start_default();
+        let routes = json!({"append_dedup": {"method": "GET", "path": "/users/{{ primary_key }}"},
+                            "delete": delete});
+        let run = write_airbyte(
+            &config(&receiver.url("/api"), json!({"routes": routes})),
+            &cdc_catalog(),
+            cdc_input().as_bytes(),
+        );
+        assert_completed(&run);
+        for request in receiver.requests() {
+            let (expected, length) = match request.method.as_str() {
+                "DELETE" if !body.is_empty() => (body, Some(body.len().to_string())),
+                _ => ("", None),
+            };
+            assert_eq!(request.body, expected, "{}", request.method);
+            assert_eq!(
+                request.header("content-length").map(str::to_string),
+                length,
+                "{}",
+                request.method
+            );
+        }
+    }
+}
+
 /// Without routes there is no delete route to take: a deleted record's operation stays its
 /// stream's sync mode, as a template reading `op` sees.
 #[test]
