@@ -401,6 +401,9 @@ mod tests {
             Some(Duration::from_secs(2))
         );
         assert_eq!(expires_in(&json!({})), None);
+        // A negative or non-finite lifetime is no lifetime: the token is used until a 401.
+        assert_eq!(expires_in(&json!({"expires_in": -5})), None);
+        assert_eq!(expires_in(&json!({"expires_in": "NaN"})), None);
     }
 
     #[test]
@@ -419,6 +422,11 @@ mod tests {
         assert!(refusal("u".into(), 400, None)
             .to_string()
             .contains("no OAuth2 error"));
+        assert!(
+            refusal("u".into(), 400, Some(&json!({"error": "invalid_scope"})))
+                .to_string()
+                .ends_with("(HTTP 400): invalid_scope")
+        );
     }
 
     #[test]
