@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use webhook_receiver::{Beyond, Receiver, ReceiverOptions, Remote, Reply, Rule};
+use webhook_receiver::{Beyond, Receiver, ReceiverOptions, Remote};
 
 fn remote(latency_ms: u64, limit: u32, beyond: Beyond) -> Receiver {
     Receiver::start(ReceiverOptions {
@@ -120,13 +120,7 @@ fn the_limit_trace_samples_the_run_when_asked() {
 fn the_progress_log_every_ten_seconds_shows_the_limit_why_and_the_pause() {
     // One record, answered 429 + Retry-After: 11 once: the first progress LOG, at 10 s, falls
     // inside the pause.
-    let receiver = receiver_with_rule(
-        Rule::when_body_contains(
-            row_needle(1),
-            Reply::status(429).with_header("Retry-After", "11"),
-        )
-        .times(1),
-    );
+    let receiver = refusing_row_1_once(11);
     let run = write_valmi_to(&receiver, json!({}), valmi_records(1..=1).as_bytes());
     assert_completed(&run);
     let progress: Vec<String> = run

@@ -116,13 +116,7 @@ fn retry_after_as_an_http_date_is_honoured() {
 fn a_429_pauses_the_whole_endpoint_not_one_worker() {
     // Row 1 gets 429 + Retry-After: 1. Rows 2 and 3 (other keys) are only written to stdin once
     // that answer is out, so their first attempts fall inside the pause.
-    let receiver = receiver_with_rule(
-        Rule::when_body_contains(
-            row_needle(1),
-            Reply::status(429).with_header("Retry-After", "1"),
-        )
-        .times(1),
-    );
+    let receiver = refusing_row_1_once(1);
     let dir = Workdir::new();
     let args = valmi_args(&dir, &config(&receiver.url("/hook"), json!({})), None, None);
     let mut child = spawn(&str_args(&args));

@@ -283,6 +283,17 @@ pub fn receiver_with_rule(rule: Rule) -> Receiver {
     })
 }
 
+/// A receiver that answers row 1's first request 429 + `Retry-After: seconds`, and 200 after.
+pub fn refusing_row_1_once(seconds: u32) -> Receiver {
+    receiver_with_rule(
+        Rule::when_body_contains(
+            row_needle(1),
+            Reply::status(429).with_header("Retry-After", seconds.to_string()),
+        )
+        .times(1),
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // Helpers shared by write_valmi.rs, write_airbyte.rs and faults.rs.
 
