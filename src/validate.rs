@@ -164,6 +164,28 @@ mod tests {
         assert!(p.iter().any(|m| m.starts_with("concurrency: ")), "{p:?}");
     }
 
+    /// OAuth2 settings that no token could be fetched with are refused with the rest of the
+    /// config, before any input is read: a sync with nothing to send still hears of them.
+    #[test]
+    fn names_oauth_settings_no_token_could_be_fetched_with() {
+        let oauth = |extra: Value| {
+            let mut auth = json!({"type": "oauth2_client_credentials",
+                "token_url": "https://h/token", "client_id": "i", "client_secret": "s"});
+            auth.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            problems(json!({"url": "http://h", "auth": auth}))
+        };
+        assert_eq!(
+            oauth(json!({"token_url": "ftp://h/token"})),
+            ["auth.token_url: the scheme 'ftp' is not supported; use http:// or https://"]
+        );
+        assert_eq!(
+            oauth(json!({"extra_params": ["resource=api", "no-equals-sign"]})),
+            ["auth.extra_params[1]: expected \"name=value\""]
+        );
+    }
+
     #[test]
     fn never_echoes_a_secret_value() {
         let p = problems(json!({"url": "http://h", "auth": {"type": "bearer", "token": 12345}}));

@@ -16,7 +16,9 @@ use common::*;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use webhook_receiver::{HmacConvention, Receiver, ReceiverOptions, Reply, Script, TokenEndpoint};
+use webhook_receiver::{
+    HmacConvention, Receiver, ReceiverOptions, Reply, Script, Tls, TokenEndpoint,
+};
 
 const OLD: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const NEW: &str = "a new raw secret";
@@ -981,6 +983,35 @@ fn a_token_url_that_is_not_http_is_a_config_error_and_nothing_is_sent() {
     );
     assert!(message.contains(says), "{message}");
     assert_eq!(receiver.request_count(), 0);
+}
+
+/// The token is fetched with the same TLS settings as the webhooks: a token endpoint behind the
+/// config's private CA is trusted by it, for `check` and for `write`.
+#[test]
+fn a_token_endpoint_behind_the_private_ca_is_trusted_by_the_configs_ca() {
+    let receiver = Receiver::start(ReceiverOptions {
+        token_endpoint: Some(TokenEndpoint {
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+            lifetime: Some(std::time::Duration::from_secs(3600)),
+            fail_first: 0,
+            expire_after: None,
+        }),
+        tls: Some(Tls { http2: false }),
+        ..ReceiverOptions::default()
+    })
+    .unwrap();
+    let ca = receiver.ca_pem().unwrap();
+    let config = oauth_config(&receiver, json!({}), json!({"tls": {"ca_certificate": ca}}));
+    assert!(config["auth"]["token_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://"));
+    let (result, said) = status(&check_env(&config, &proxy_env("")));
+    assert_eq!(result, "SUCCEEDED", "{said}");
+    let run = write_valmi(&config, valmi_messages().as_bytes());
+    assert_completed(&run);
+    assert_eq!(token_traffic(&receiver), (2, 6, 0));
 }
 
 #[test]
