@@ -73,6 +73,27 @@ fn a_connection_dropped_before_the_answer_is_retried() {
     assert_eq!(state_data(run.states().last().unwrap())["finished"], true);
 }
 
+/// An answer whose body breaks after its headers is no answer: the record is sent again with the
+/// same key, and the retry LOG says the answer broke rather than that the request failed.
+#[test]
+fn an_answer_broken_off_mid_body_is_retried_and_said_so() {
+    let broken = Reply::status(200)
+        .with_body("accepted: row 1")
+        .closing(Close::MidBody);
+    let (run, requests) = one_record_retried(broken, [200, 200]);
+    assert_eq!(
+        requests[0].header("idempotency-key"),
+        requests[1].header("idempotency-key")
+    );
+    let info = run.logs("INFO");
+    assert!(
+        info.iter().any(|m| m.starts_with("retrying ")
+            && m.contains("(attempt 2 of 3): the connection broke while reading the answer")),
+        "{info:#?}"
+    );
+    assert_eq!(state_data(run.states().last().unwrap())["finished"], true);
+}
+
 #[test]
 fn retry_after_in_seconds_is_honoured() {
     let (run, requests) = one_record_retried(

@@ -22,6 +22,7 @@
 //! ```
 
 mod capacity;
+mod hangup;
 mod log;
 mod record;
 mod script;

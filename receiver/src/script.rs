@@ -84,6 +84,10 @@ pub enum Close {
     /// closed, so the sender must not reuse it.
     #[serde(alias = "AfterResponse")]
     AfterResponse,
+    /// The status, the headers and half the body are sent, the body's whole length having been
+    /// declared, then the connection is dropped: the answer breaks while the sender reads it.
+    #[serde(alias = "MidBody")]
+    MidBody,
 }
 
 /// A reply that applies only to matching requests, optionally a limited

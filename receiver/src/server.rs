@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_ENCODING};
 use hyper::server::conn::{http1, http2};
@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
 
 use crate::capacity::{Endpoint, Turn};
+use crate::hangup::{is_hangup, BrokenBody, Hangup};
 use crate::log::{self, LogFormat};
 use crate::record::{Journal, RecordedRequest};
 use crate::script::{Close, Reply, Script};
@@ -205,27 +206,7 @@ fn report(result: Result<(), hyper::Error>) {
     }
 }
 
-/// Returned by the service to make hyper drop the connection without writing
-/// a response.
-#[derive(Debug)]
-struct Hangup;
-
-impl std::fmt::Display for Hangup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection closed without a response")
-    }
-}
-
-impl std::error::Error for Hangup {}
-
-fn is_hangup(e: &hyper::Error) -> bool {
-    std::error::Error::source(e).is_some_and(|s| s.is::<Hangup>())
-}
-
-async fn handle(
-    shared: Arc<Shared>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Hangup> {
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Answer>, Hangup> {
     let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
     let arrived = Instant::now();
     let received_at_ms = shared.elapsed_ms();
@@ -330,14 +311,21 @@ fn decode<'a>(seq: u64, headers: &HeaderMap, wire: &'a [u8]) -> Cow<'a, [u8]> {
     }
 }
 
+/// An answer's body: whole, or broken off half-way by the script.
+type Answer = Either<Full<Bytes>, BrokenBody>;
+
 /// Bad script entries (an impossible status, a header that cannot be sent)
 /// are reported and worked around rather than killing the connection.
-fn response(seq: u64, reply: Reply) -> Response<Full<Bytes>> {
+fn response(seq: u64, reply: Reply) -> Response<Answer> {
     let body = match reply.body_bytes {
         Some(len) => Bytes::from(vec![b'x'; len]),
         None => Bytes::from(reply.body),
     };
-    let mut response = Response::new(Full::new(body));
+    let body = match reply.close {
+        Some(Close::MidBody) => Either::Right(BrokenBody::new(body)),
+        _ => Either::Left(Full::new(body)),
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or_else(|_| {
         eprintln!(
             "webhook-receiver: request #{seq}: scripted status {} is not valid, answering 500",

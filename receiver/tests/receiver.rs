@@ -296,6 +296,22 @@ fn close_after_response_answers_then_closes() {
 }
 
 #[test]
+fn close_mid_body_sends_the_headers_and_half_the_body_then_hangs_up() {
+    let receiver = Receiver::with_script(Script::sequence(vec![Reply::status(200)
+        .with_body("0123456789")
+        .closing(Close::MidBody)]));
+    let mut stream = connect(receiver.addr());
+    write_request(&mut stream, "POST", "/", &[], b"x");
+    let mut received = Vec::new();
+    let _ = stream.read_to_end(&mut received);
+    let received = String::from_utf8_lossy(&received);
+    assert!(received.starts_with("HTTP/1.1 200 OK\r\n"), "{received:?}");
+    assert!(received.contains("content-length: 10\r\n"), "{received:?}");
+    assert!(received.ends_with("\r\n\r\n01234"), "{received:?}");
+    assert_eq!(post(receiver.addr(), "again").status, 200);
+}
+
+#[test]
 fn large_scripted_body() {
     let receiver = Receiver::with_script(Script::sequence(vec![
         Reply::status(200).with_body_bytes(10 * 1024 * 1024)
