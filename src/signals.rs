@@ -76,6 +76,20 @@ impl Signals {
         Ok(signals)
     }
 
+    /// As if `caught` had come already (or no signal, with `None`): for the write loop's
+    /// tests, which cannot send the test process a signal.
+    #[cfg(test)]
+    pub fn given(caught: Option<Caught>) -> Signals {
+        let received = OnceLock::new();
+        if let Some(caught) = caught {
+            let _ = received.set(caught);
+        }
+        Signals {
+            received: Arc::new(received),
+            notify: Arc::new(Notify::new()),
+        }
+    }
+
     /// The signal that ended the sync, if one came.
     pub fn received(&self) -> Option<Caught> {
         self.received.get().copied()

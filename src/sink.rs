@@ -300,3 +300,60 @@ impl Stop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::valmi::ValmiCheckpoints;
+    use crate::dialect::{RecordLabel, RecordMeta, Request};
+    use crate::shape::Payload;
+    use reqwest::header::HeaderValue;
+
+    fn one_record_ready(deliverer: &Deliverer) -> Loop<'_> {
+        let checkpointer = Checkpointer::Valmi(ValmiCheckpoints::new(1, 1, None, None));
+        let mut turn = Loop::new(deliverer, checkpointer, 4, 1, Duration::from_secs(1));
+        let label = RecordLabel {
+            message_id: 1,
+            row_num: Some(1),
+        };
+        let meta = RecordMeta {
+            label,
+            op: "upsert".into(),
+            stream: "s".into(),
+            scope: 0,
+            data: None,
+            size: 2,
+            unreadable_rows_before: 0,
+        };
+        let request = Request {
+            payload: Payload::Json(bytes::Bytes::from_static(b"{}")),
+            idempotency_key: HeaderValue::from_static("msg_1"),
+            label,
+        };
+        turn.backlog.push_record(meta, request, None);
+        turn
+    }
+
+    /// A signal that came while the loop was blocked (in a write to stdout) is acted on at the
+    /// top of the next turn: the record that was ready is not sent.
+    #[tokio::test]
+    async fn a_signal_heard_at_the_top_of_a_turn_starts_no_request() {
+        let config = serde_json::json!({"url": "http://127.0.0.1:9/hook"});
+        let deliverer = Deliverer::new(&serde_json::from_value(config).unwrap(), false).unwrap();
+        let sigterm = Caught {
+            name: "SIGTERM",
+            exit_code: 143,
+        };
+        let mut heard = one_record_ready(&deliverer);
+        let mut in_flight = FuturesUnordered::new();
+        heard.heed(&Signals::given(Some(sigterm)));
+        heard.launch(&mut in_flight, std::future::ready);
+        assert!(in_flight.is_empty());
+        assert!(matches!(heard.stop, Some(Stop::Signal(caught)) if caught == sigterm));
+
+        let mut calm = one_record_ready(&deliverer);
+        calm.heed(&Signals::given(None));
+        calm.launch(&mut in_flight, std::future::ready);
+        assert_eq!(in_flight.len(), 1, "without the signal the record goes out");
+    }
+}
