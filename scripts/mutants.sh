@@ -56,12 +56,16 @@ if [ "$(cargo mutants --version 2>/dev/null | awk '{print $2}')" != "$VERSION" ]
 fi
 
 # The correctness code: policy, acknowledgement window, ordering, flattening, envelope,
-# idempotency, signing, redaction, checkpoints, dialects, delivery, the write loop.
+# idempotency, signing, redaction, checkpoints, dialects, delivery, the write loop; then the
+# request shaping (templates, routes, destination objects), adaptive concurrency and OAuth2.
 files=(
   src/policy.rs src/ack.rs src/ordering.rs src/backlog.rs src/flatten.rs src/envelope.rs
   src/encoder.rs src/shape.rs src/idempotency.rs src/signing.rs src/redact.rs src/endpoint.rs
   src/rejection.rs src/failure.rs src/resume.rs src/reader.rs src/protocol.rs
   'src/checkpoint/*.rs' 'src/dialect/*.rs' 'src/delivery/*.rs' src/sink.rs src/outbox.rs
+  src/template.rs src/path_template.rs src/header_template.rs src/json_value.rs src/sample.rs
+  src/routes.rs src/objects.rs src/refresh.rs src/discover.rs src/hmac_header.rs
+  src/concurrency.rs src/oauth.rs
 )
 [ ${#only[@]} -gt 0 ] && files=("${only[@]}")
 mkdir -p target
