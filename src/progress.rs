@@ -225,6 +225,7 @@ impl LimitTrace {
 mod tests {
     use super::*;
     use crate::protocol::Message;
+    use crate::rejection::Rejection;
 
     fn text(message: Message) -> String {
         match message {
@@ -253,5 +254,94 @@ mod tests {
             end.contains("concurrency limit 58 at the end (429/503 from the endpoint)"),
             "{end}"
         );
+    }
+
+    fn calm() -> Snapshot {
+        Snapshot {
+            in_flight: 0,
+            limit: 8,
+            why: Change::Start,
+            waiting: 0,
+            paused_for: None,
+        }
+    }
+
+    /// The figure just before `unit` in `line`, e.g. the 3 of "3 requests".
+    fn figure(line: &str, unit: &str) -> f64 {
+        let before = &line[..line
+            .find(unit)
+            .unwrap_or_else(|| panic!("{unit} in {line}"))];
+        before
+            .trim_end()
+            .rsplit([' ', '('])
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Every count the summary states, from the acknowledgements and the requests behind them.
+    #[test]
+    fn the_summary_counts_each_outcome_and_the_requests_behind_them() {
+        let metrics = Metrics::default();
+        for ms in [10, 20, 30, 40] {
+            metrics.record_request(Duration::from_millis(ms));
+        }
+        metrics.record_retry();
+        let mut progress = Progress::default();
+        let refused = |status| Rejection::Refused {
+            status,
+            excerpt: String::new(),
+        };
+        for ack in [
+            Ack::Delivered,
+            Ack::Delivered,
+            Ack::Rejected(refused(422)),
+            Ack::Rejected(refused(422)),
+            Ack::Rejected(refused(404)),
+            Ack::Skipped,
+        ] {
+            progress.settled(&ack);
+        }
+        progress.skipped_lines = 1;
+        let end = text(progress.summary(&metrics, calm(), "sync complete"));
+        assert!(
+            end.starts_with("sync complete: 2 delivered, 3 rejected, 1 retries, 1 input lines skipped, 0 rows already delivered before (resume); 4 requests in "),
+            "{end}"
+        );
+        // The histogram keeps two significant digits of microseconds: 20 ms reads 20.1.
+        let p50 = figure(&end, "ms, p99");
+        let p99 = figure(&end, "ms; concurrency");
+        assert!(
+            (20.0..20.3).contains(&p50) && (40.0..40.5).contains(&p99),
+            "{end}"
+        );
+        assert!(
+            end.contains("; 1 records skipped by their operation's route; top rejection reasons: 422 ×2, 404 ×1"),
+            "{end}"
+        );
+        let quiet = text(Progress::default().summary(&Metrics::default(), calm(), "sync complete"));
+        assert!(
+            quiet.ends_with("concurrency limit 8 at the end (start)"),
+            "nothing skipped, nothing rejected: {quiet}"
+        );
+    }
+
+    /// The progress LOG's rate is the requests since the previous LOG over the time since it.
+    #[test]
+    fn the_progress_rate_counts_only_the_requests_since_the_last_log() {
+        let metrics = Metrics::default();
+        let mut progress = Progress::default();
+        for _ in 0..3 {
+            metrics.record_request(Duration::from_millis(1));
+        }
+        let first = text(progress.tick(&metrics, calm()));
+        assert!(
+            figure(&first, "requests/s") >= 3.0,
+            "3 requests within a second: {first}"
+        );
+        assert!(first.contains(", 0 retries, "), "{first}");
+        let second = text(progress.tick(&metrics, calm()));
+        assert_eq!(figure(&second, "requests/s"), 0.0, "none since: {second}");
     }
 }
