@@ -721,6 +721,7 @@ mod tests {
             {"http_timeout": 7, "max_retries": 2, "chunk_size": 4, "records_per_metric": 2, "run_id": "r1", "extra": 1}}));
         assert_eq!(c.timeout(), std::time::Duration::from_secs(7));
         assert_eq!(c.max_retries(), 2);
+        assert_eq!((c.chunk_size(), c.records_per_metric()), (4, 2));
         assert_eq!(c.run_scope(), RunScope::Run("r1".into()));
         let c = parse(
             serde_json::json!({"url": "http://h", "timeout_seconds": 3, "max_retries": 0,
@@ -731,6 +732,21 @@ mod tests {
         assert_eq!(c.run_scope(), RunScope::Sync("42".into()));
     }
 
+    /// Valmi injects `run_time_args` unchecked by the spec's bounds on top-level fields: a zero
+    /// or negative timeout, or a zero chunk or metric interval, means the default, not a sync
+    /// that times out at once or checkpoints nothing.
+    #[test]
+    fn run_time_args_of_zero_mean_the_defaults() {
+        for timeout in [0.0, -1.0] {
+            let c = parse(serde_json::json!({"url": "http://h", "run_time_args":
+                {"http_timeout": timeout, "chunk_size": 0, "records_per_metric": 0}}));
+            assert_eq!(c.timeout(), std::time::Duration::from_secs(30));
+            assert_eq!((c.chunk_size(), c.records_per_metric()), (300, 10));
+        }
+        let c = parse(serde_json::json!({"url": "http://h", "timeout_seconds": 0.5}));
+        assert_eq!(c.timeout(), std::time::Duration::from_millis(500));
+    }
+
     #[test]
     fn debug_never_shows_secrets() {
         let c = parse(serde_json::json!({"url": "https://user:pw-s3cr3t@h/x",
@@ -739,6 +755,11 @@ mod tests {
             "headers": ["X-Api: hdr-s3cr3t"], "tls": {"client_key": "key-s3cr3t"}}));
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            shown.starts_with("Config { url: \"https://h/x\", method: Post, ")
+                && shown.contains("auth: Bearer { token: <redacted> }"),
+            "what is not secret is shown: {shown}"
+        );
         for secret in ["pw-s3cr3t", "rot-s3cr3t", "hm-s3cr3t"] {
             assert!(c.secrets().iter().any(|s| s == secret), "{secret}");
         }
