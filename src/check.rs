@@ -259,12 +259,60 @@ async fn connect_any(
     for addr in addrs {
         match timeout_at(deadline, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => return Ok(stream),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                last = Some(format!("connection refused at {shown} ({addr})"));
-            }
-            Ok(Err(e)) => last = Some(format!("could not connect to {shown} ({addr}): {e}")),
+            Ok(Err(e)) => last = Some(connect_failure(&e, shown, addr)),
             Err(_) => return Err(last),
         }
     }
     Err(last)
+}
+
+/// Why a connection to one address failed. A refusal is said in the words the troubleshooting
+/// table lists (nothing listens there); any other failure keeps the system's words.
+fn connect_failure(e: &std::io::Error, shown: &str, addr: &SocketAddr) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => format!("connection refused at {shown} ({addr})"),
+        _ => format!("could not connect to {shown} ({addr}): {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_connection_is_named_as_such_and_other_failures_keep_their_words() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            connect_failure(&refused, "h:9", &addr),
+            "connection refused at h:9 (127.0.0.1:9)"
+        );
+        let unreachable = std::io::Error::new(
+            std::io::ErrorKind::NetworkUnreachable,
+            "network is unreachable",
+        );
+        assert_eq!(
+            connect_failure(&unreachable, "h:9", &addr),
+            "could not connect to h:9 (127.0.0.1:9): network is unreachable"
+        );
+    }
+
+    /// A proxy's answer to CONNECT is read to its blank line, however long its headers (up to
+    /// 16 KiB), and not a byte further: what follows is the tunnel's.
+    #[tokio::test]
+    async fn a_proxy_answer_head_is_read_whole_and_no_further() {
+        let head = format!(
+            "HTTP/1.1 200 Connection established\r\nX-Pad: {}\r\n\r\n",
+            "a".repeat(8000)
+        );
+        let (near, mut far) = tokio::io::duplex(64 * 1024);
+        far.write_all(format!("{head}tunnel").as_bytes())
+            .await
+            .unwrap();
+        let mut stream: Stream = Box::new(near);
+        assert_eq!(read_head(&mut stream).await.unwrap(), head);
+        let mut rest = [0u8; 6];
+        stream.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"tunnel");
+    }
 }

@@ -812,7 +812,6 @@ fn usage_errors_are_one_trace_error_and_a_nonzero_exit() {
 
 /// CONNECTOR.md section 2: the `message` of a usage error is one line "a person can act on".
 #[test]
-
 fn usage_error_messages_say_what_is_missing() {
     let message = |args: &[&str]| {
         only_trace_error(&run(args, b""))["message"]
@@ -825,8 +824,36 @@ fn usage_error_messages_say_what_is_missing() {
         no_subcommand.contains("subcommand") || no_subcommand.contains("spec, check"),
         "{no_subcommand}"
     );
-    let no_config = message(&["check"]);
-    assert!(no_config.contains("--config"), "{no_config}");
+    // clap's own words, without its usage block and its pointer to --help.
+    assert_eq!(
+        message(&["check"]),
+        "usage: the following required arguments were not provided: --config <CONFIG>"
+    );
+    assert_eq!(
+        message(&["spec", "--bogus"]),
+        "usage: unexpected argument '--bogus' found"
+    );
+}
+
+/// Help and the version are answers a person asked for, not usage errors: on stderr, nothing on
+/// stdout (where an orchestrator reads protocol messages), exit 0.
+#[test]
+fn help_and_version_go_to_stderr_and_exit_0() {
+    for (args, says) in [
+        (
+            ["--help"],
+            "Usage: destination-webhook <COMMAND>".to_string(),
+        ),
+        (
+            ["--version"],
+            format!("destination-webhook {}", env!("CARGO_PKG_VERSION")),
+        ),
+    ] {
+        let run = run(&args, b"");
+        assert_eq!(run.code, Some(0), "{}", run.dump());
+        assert_eq!(run.stdout, "", "{args:?}");
+        assert!(run.stderr.contains(&says), "{args:?}: {}", run.stderr);
+    }
 }
 
 #[test]
