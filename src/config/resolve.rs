@@ -20,17 +20,6 @@ impl Config {
         Some((request.body.as_deref()?, request.content_type))
     }
 
-    /// The path template, when one is configured.
-    pub fn path_template(&self) -> Option<&str> {
-        self.request.as_ref()?.path.as_deref()
-    }
-
-    /// The header templates, when any are configured.
-    pub fn header_templates(&self) -> Option<&[String]> {
-        let headers = &self.request.as_ref()?.headers;
-        (!headers.is_empty()).then_some(headers.as_slice())
-    }
-
     fn run_time_args(&self) -> Option<&RunTimeArgs> {
         self.run_time_args.as_ref()
     }
