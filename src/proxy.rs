@@ -95,6 +95,12 @@ mod tests {
                 json!({"url": "http://u:s3cr3t@p:3128"}),
                 "carries credentials",
             ),
+            // A user name alone, or a password alone, is a credential too.
+            (json!({"url": "http://u@p:3128"}), "carries credentials"),
+            (
+                json!({"url": "http://:s3cr3t@p:3128"}),
+                "carries credentials",
+            ),
             (
                 json!({"url": "http://p:3128", "password": "s3cr3t"}),
                 "without proxy.username",
