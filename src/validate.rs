@@ -164,6 +164,26 @@ mod tests {
         assert!(p.iter().any(|m| m.starts_with("concurrency: ")), "{p:?}");
     }
 
+    /// Problems only a parsed config shows, each named: a URL's password beside `auth` (a user
+    /// name alone is no password), a route keyed by no operation, an `auth` of no known shape.
+    #[test]
+    fn names_what_only_a_parsed_config_shows() {
+        let bearer = json!({"type": "bearer", "token": "t"});
+        assert_eq!(
+            problems(json!({"url": "http://u:pw@h", "auth": bearer})),
+            ["url: carries credentials (user:password@) and auth is also set; keep only one of them"]
+        );
+        load_config(&json!({"url": "http://u@h", "auth": bearer})).unwrap();
+        assert_eq!(
+            problems(json!({"url": "http://h", "routes": {"frob": {"method": "POST"}}})),
+            ["routes.frob: 'frob' is not an operation; routes are keyed by one of upsert, update, create, append, delete, append_dedup, overwrite, soft_delete"]
+        );
+        assert_eq!(
+            problems(json!({"url": "http://h", "auth": {"type": "nope"}})),
+            ["auth: does not match any of the allowed shapes (check its 'type' and the fields that type needs)"]
+        );
+    }
+
     /// OAuth2 settings that no token could be fetched with are refused with the rest of the
     /// config, before any input is read: a sync with nothing to send still hears of them.
     #[test]
