@@ -160,7 +160,11 @@ mod tests {
             ["config: missing required field 'url'"]
         );
         let p = problems(json!({"url": "ftp://h", "concurrency": 0}));
-        assert!(p.iter().any(|m| m.starts_with("url: ")), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|m| m == "url: must start with http:// or https://"),
+            "{p:?}"
+        );
         assert!(p.iter().any(|m| m.starts_with("concurrency: ")), "{p:?}");
     }
 
