@@ -732,9 +732,9 @@ mod tests {
         assert_eq!(c.run_scope(), RunScope::Sync("42".into()));
     }
 
-    /// Valmi injects `run_time_args` unchecked by the spec's bounds on top-level fields: a zero
-    /// or negative timeout, or a zero chunk or metric interval, means the default, not a sync
-    /// that times out at once or checkpoints nothing.
+    /// A zero or negative `http_timeout` (the spec lets Valmi inject one) means the default, not
+    /// a sync that times out at once or a panic; so does a chunk or metric interval of 0, which
+    /// the spec refuses, for a config read without it.
     #[test]
     fn run_time_args_of_zero_mean_the_defaults() {
         for timeout in [0.0, -1.0] {
