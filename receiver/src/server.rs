@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_ENCODING};
+use hyper::http::request::Parts;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper::{HeaderMap, Request, Response, StatusCode};
@@ -220,21 +221,25 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     };
     let decoded = decode(seq, &parts.headers, &wire);
     let text = String::from_utf8_lossy(&decoded);
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| parts.uri.to_string(), |pq| pq.as_str().to_owned());
-    let signature_valid = shared
-        .verifier
-        .as_ref()
-        .map(|v| v.is_valid(&parts.headers, &wire, &decoded));
+    let arrival = Arrival {
+        seq,
+        received_at_ms,
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.to_string(), |pq| pq.as_str().to_owned()),
+        signature_valid: shared
+            .verifier
+            .as_ref()
+            .map(|v| v.is_valid(&parts.headers, &wire, &decoded)),
+    };
 
     // A rejected request does not use up a scripted rule, so a script written
     // for valid traffic plays out the same with forged requests mixed in.
     let token_reply = shared
         .tokens
         .as_ref()
-        .and_then(|t| t.intercept(&path, &parts.headers, &decoded));
+        .and_then(|t| t.intercept(&arrival.path, &parts.headers, &decoded));
     // A token request is not the remote endpoint's work: it takes no turn.
     let turn = match (&shared.remote, &token_reply) {
         (Some(endpoint), None) => Some(endpoint.turn().await),
@@ -242,12 +247,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     };
     let reply = if let Some(reply) = token_reply {
         reply
-    } else if signature_valid == Some(false) && shared.reject_invalid_signatures {
+    } else if arrival.signature_valid == Some(false) && shared.reject_invalid_signatures {
         Reply::status(401)
     } else if let Some(Turn::Refused(refusal)) = &turn {
         refusal.clone()
     } else {
-        shared.script().answer(&path, &text)
+        shared.script().answer(&arrival.path, &text)
     };
     if reply.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(reply.delay_ms)).await;
@@ -261,35 +266,49 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         Some(Close::BeforeResponse) => Err(Hangup),
         _ => Ok(response(seq, reply)),
     };
-
-    if shared.record || shared.log.is_some() {
-        let request = RecordedRequest {
-            seq,
-            method: parts.method.as_str().to_owned(),
-            version: format!("{:?}", parts.version),
-            path,
-            headers: parts
-                .headers
-                .iter()
-                .map(|(n, v)| {
-                    let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                    (n.as_str().to_owned(), value)
-                })
-                .collect(),
-            body: text.into_owned(),
-            status: outcome.as_ref().map_or(0, |r| r.status().as_u16()),
-            signature_valid,
-            received_at_ms,
-            answered_at_ms: shared.elapsed_ms(),
-        };
-        if let Some(format) = shared.log {
-            log::print(format, &request);
-        }
-        shared.journal.add(shared.record.then_some(request));
-    } else {
-        shared.journal.add(None);
-    }
+    let status = outcome.as_ref().map_or(0, |r| r.status().as_u16());
+    journal(&shared, arrival, &parts, text, status);
     outcome
+}
+
+/// What is known of a request before its answer, kept for the journal and the log.
+struct Arrival {
+    seq: u64,
+    received_at_ms: u64,
+    path: String,
+    signature_valid: Option<bool>,
+}
+
+/// Counts the answered request, and keeps it (and prints it) when the receiver records or logs:
+/// a benchmark's receiver builds nothing per request.
+fn journal(shared: &Shared, arrival: Arrival, parts: &Parts, text: Cow<'_, str>, status: u16) {
+    if !shared.record && shared.log.is_none() {
+        shared.journal.add(None);
+        return;
+    }
+    let request = RecordedRequest {
+        seq: arrival.seq,
+        method: parts.method.as_str().to_owned(),
+        version: format!("{:?}", parts.version),
+        path: arrival.path,
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                (n.as_str().to_owned(), value)
+            })
+            .collect(),
+        body: text.into_owned(),
+        status,
+        signature_valid: arrival.signature_valid,
+        received_at_ms: arrival.received_at_ms,
+        answered_at_ms: shared.elapsed_ms(),
+    };
+    if let Some(format) = shared.log {
+        log::print(format, &request);
+    }
+    shared.journal.add(shared.record.then_some(request));
 }
 
 /// Gunzips when asked to; a body that fails to decode is kept as received so
